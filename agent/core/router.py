@@ -164,6 +164,10 @@ class VirtualRouter:
         self.config = config
         self.state = State.INITIALIZE
         self.stats = RouterStats()
+        #: The priority we advertise and elect with: the configured one adjusted by
+        #: tracking weights (see :mod:`agent.core.tracking`). keepalived, too, uses the
+        #: effective priority for Skew_Time.
+        self.priority = config.priority
         #: Who we believe is master, its priority and when we last heard it.
         self.master_address: IPv4Address | None = None
         self.master_priority: int | None = None
@@ -185,13 +189,13 @@ class VirtualRouter:
     @property
     def skew_time(self) -> float:
         """Skew_Time in seconds from our priority and the master's interval."""
-        return skew_time(self.config.version, self.config.priority, self.master_adver_interval_cs)
+        return skew_time(self.config.version, self.priority, self.master_adver_interval_cs)
 
     @property
     def master_down_interval(self) -> float:
         """Master_Down_Interval in seconds from our priority and the master's interval."""
         return master_down_interval(
-            self.config.version, self.config.priority, self.master_adver_interval_cs
+            self.config.version, self.priority, self.master_adver_interval_cs
         )
 
     @property
@@ -242,7 +246,7 @@ class VirtualRouter:
         if self.state is not State.INITIALIZE:
             return
         self._started_at = now
-        if self.config.priority == PRIORITY_OWNER:
+        if self.priority == PRIORITY_OWNER:
             self._become_master(now, "startup as address owner (priority 255)")
         else:
             self.master_adver_interval_cs = self.config.advert_interval_cs
@@ -266,12 +270,27 @@ class VirtualRouter:
             self.master_adver_interval_cs = self.config.advert_interval_cs
             self._become_backup(now, reason)
 
+    def set_priority(self, priority: int, now: float) -> None:
+        """Change the effective priority (tracking weights moved it).
+
+        A master advertises the new priority at once, so a backup that now outranks it
+        can preempt without waiting for the next Adver_Timer; a backup's next
+        Master_Down_Timer uses the new skew.
+        """
+        if priority == self.priority:
+            return
+        self.priority = priority
+        if self.state is State.MASTER:
+            self.master_priority = priority
+            self._send_advert(priority)
+            self._protocol_deadline = now + self.advert_interval
+
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now``; calling it early does nothing."""
         if self._protocol_deadline is not None and now >= self._protocol_deadline:
             if self.state is State.MASTER:
                 # RFC 9568 §6.4.3: Adver_Timer fired.
-                self._send_advert(self.config.priority)
+                self._send_advert(self.priority)
                 self._protocol_deadline = now + self.advert_interval
             elif self.state is State.BACKUP:
                 # RFC 9568 §6.4.2: Master_Down_Timer fired.
@@ -298,9 +317,9 @@ class VirtualRouter:
             self._release_from = advert.source
             self._protocol_deadline = now + self.skew_time
             return
-        preempt = self.config.preempt or self.config.priority == PRIORITY_OWNER
-        if not preempt or advert.priority >= self.config.priority or self._holding_preemption(now):
-            if advert.priority >= self.config.priority:
+        preempt = self.config.preempt or self.priority == PRIORITY_OWNER
+        if not preempt or advert.priority >= self.priority or self._holding_preemption(now):
+            if advert.priority >= self.priority:
                 self._lower_master_since = None
             self._note_master(advert, now)
             if self.config.version == 3:
@@ -327,19 +346,19 @@ class VirtualRouter:
     def _master_receive(self, advert: Advertisement, now: float) -> None:
         if advert.priority == PRIORITY_RELEASE:
             # Another router released: reassert ourselves at once.
-            self._send_advert(self.config.priority)
+            self._send_advert(self.priority)
             self._protocol_deadline = now + self.advert_interval
             return
-        ours = (self.config.priority, int(self.config.primary_address))
+        ours = (self.priority, int(self.config.primary_address))
         theirs = (advert.priority, int(advert.source))
         if theirs > ours:
             self._note_master(advert, now)
             if self.config.version == 3:
                 self.master_adver_interval_cs = advert.interval_cs
-            if advert.priority > self.config.priority:
+            if advert.priority > self.priority:
                 reason = (
                     f"higher priority advert from {advert.source} "
-                    f"(priority {advert.priority} > {self.config.priority})"
+                    f"(priority {advert.priority} > {self.priority})"
                 )
             else:
                 reason = f"equal priority {advert.priority} from higher address {advert.source}"
@@ -347,14 +366,14 @@ class VirtualRouter:
         else:
             # RFC 9568 §6.4.3: discard the losing advert and advertise at once, so the
             # loser hears us and learning bridges refresh.
-            self._send_advert(self.config.priority)
+            self._send_advert(self.priority)
             self._protocol_deadline = now + self.advert_interval
 
     # -- state entry ---------------------------------------------------------------------------
 
     def _become_master(self, now: float, reason: str) -> None:
         self._enter(State.MASTER, reason)
-        self._send_advert(self.config.priority)
+        self._send_advert(self.priority)
         self._actions.append(AddVips(self.config.vips))
         self._send_garp(self.config.garp.master_repeat)
         self._protocol_deadline = now + self.advert_interval
@@ -365,7 +384,7 @@ class VirtualRouter:
         elif garp.master_refresh > 0:
             self._garp_deadline = now + garp.master_refresh
         self.master_address = self.config.primary_address
-        self.master_priority = self.config.priority
+        self.master_priority = self.priority
         self._lower_master_since = None
         self._release_from = None
 

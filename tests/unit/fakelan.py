@@ -117,6 +117,10 @@ class FakeLan:
         self.routers[name].set_fault(faulted, reason, self.now)
         self._flush(name)
 
+    def set_priority(self, name: str, priority: int) -> None:
+        self.routers[name].set_priority(priority, self.now)
+        self._flush(name)
+
     def advance(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
 

@@ -295,3 +295,17 @@ def test_fake_clock_refuses_to_go_backwards() -> None:
     lan.advance(1)
     with pytest.raises(ValueError, match="backwards"):
         lan.run_until(0.5)
+
+
+def test_master_lowering_its_priority_lets_a_higher_backup_preempt() -> None:
+    lan = FakeLan()
+    lan.add(make_config(A, 200))
+    lan.add(make_config(B, 150))
+    lan.advance(10)
+    lowered_at = lan.now
+    lan.set_priority(A, 100)
+    assert lan.wire[-1].priority == 100
+    at = lan.run_until_state(B, State.MASTER, limit=lowered_at + 10)
+    assert at <= lowered_at + master_down_interval(3, 150, 100)
+    lan.advance(2)
+    assert lan.masters() == [B]
