@@ -214,7 +214,10 @@ def encode_advertisement(
             raise ValueError(f"VRRPv2 interval must be 1..255 whole seconds, got {interval_cs} cs")
         if len(auth_password) > V2_AUTH_DATA_LEN:
             raise ValueError("VRRPv2 simple password is at most 8 bytes")
-        trailer = auth_password.ljust(V2_AUTH_DATA_LEN, b"\x00")
+        # RFC 3768 §5.3.10: without authentication the data is zero, so a password left
+        # in the configuration never goes on the wire in clear.
+        password = auth_password if auth_type is AuthType.SIMPLE else b""
+        trailer = password.ljust(V2_AUTH_DATA_LEN, b"\x00")
         header = struct.pack(
             "!BBBBBBH",
             0x20 | TYPE_ADVERTISEMENT,
@@ -350,7 +353,11 @@ def _classify_message(
 def _v3_checksum_form(
     message: bytes, source: IPv4Address, destination: IPv4Address
 ) -> ChecksumForm | None:
-    """Which of the two VRRPv3 checksum forms ``message`` satisfies, if any."""
+    """Which of the two VRRPv3 checksum forms ``message`` satisfies, if any.
+
+    When the pseudo-header alone sums to zero (rare source/destination pairs) both forms
+    verify and the packet cannot tell them apart; it is reported as PSEUDO_HEADER.
+    """
     pseudo = _ipv4_pseudo_header(source, destination, len(message))
     if internet_checksum(pseudo + message) == 0:
         return ChecksumForm.PSEUDO_HEADER
