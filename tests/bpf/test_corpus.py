@@ -1,0 +1,76 @@
+"""The kernel program and the userspace codec agree on every packet.
+
+Each case of the shared corpus (tests/corpus.py) and of the kernel edge cases
+(tests/bpf/cases.py) runs through the loaded program with BPF_PROG_TEST_RUN and through
+:func:`agent.core.packet.classify`. The kernel's verdict is its return value (the datagram
+length = passed up, 0 = dropped) and its reason is the one per-CPU counter the run moved;
+both must equal what ``classify()`` says.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.core.packet import Rejected, RejectReason, classify
+from agent.host.bpf import ACCEPTED_INDEX, DEFAULT_SOURCE, VrrpFilter
+from tests.bpf.cases import KERNEL_CASES
+from tests.bpf.testrun import TEST_RUN_IFINDEX, run_datagram
+from tests.corpus import CORPUS
+
+pytestmark = pytest.mark.bpf
+
+CASES = [pytest.param(case, id=f"corpus: {case.name}") for case in CORPUS] + [
+    pytest.param(case, id=f"kernel: {case.name}") for case in KERNEL_CASES
+]
+
+
+def _counters(vrrp_filter: VrrpFilter) -> list[int]:
+    """Every counter of the ``stats`` map, by index: the reasons, then accepted."""
+    drops = vrrp_filter.drop_counts()
+    return [drops[reason] for reason in RejectReason] + [vrrp_filter.accepted_count()]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_verdict_and_reason_equal_classify(vrrp_filter: VrrpFilter, case: object) -> None:
+    datagram: bytes = case.datagram  # type: ignore[attr-defined]
+    policy = case.policy  # type: ignore[attr-defined]
+    userspace = classify(datagram, policy)
+    expected_index = (
+        list(RejectReason).index(userspace.reason)
+        if isinstance(userspace, Rejected)
+        else ACCEPTED_INDEX
+    )
+    vrrp_filter.configure_interface(TEST_RUN_IFINDEX, policy)
+
+    before = _counters(vrrp_filter)
+    retval, _ = run_datagram(vrrp_filter.prog_fd, datagram)
+    after = _counters(vrrp_filter)
+
+    moved = {index: after[index] - before[index] for index in range(len(after))}
+    moved = {index: delta for index, delta in moved.items() if delta}
+    assert moved == {expected_index: 1}, f"classify() says {userspace!r}"
+    if isinstance(userspace, Rejected):
+        assert retval == 0
+    else:
+        # Passed up whole: skb->len is the datagram, link-layer padding included.
+        assert retval == len(datagram)
+
+
+def test_reason_indices_in_c_follow_reject_reason_order() -> None:
+    """bpf/vrrp_consts.h numbers the reasons itself; the order must be RejectReason's."""
+    header = (DEFAULT_SOURCE.parent / "vrrp_consts.h").read_text()
+    body = re.search(r"enum vrrp_reason \{(.*?)\};", header, re.DOTALL)
+    assert body is not None
+    names = re.findall(r"^\s*R_([A-Z_]+)", body.group(1), re.MULTILINE)
+    assert names == [reason.name for reason in RejectReason] + ["ACCEPTED", "MAX"]
+
+
+def test_event_bits_in_c_match_peer_event_kind() -> None:
+    from agent.host.bpf import PeerEventKind
+
+    header = Path(DEFAULT_SOURCE.parent / "vrrp_consts.h").read_text()
+    bits = [int(value) for value in re.findall(r"#define EV_\w+ (\d+)", header)]
+    assert bits == [kind.value for kind in PeerEventKind]
