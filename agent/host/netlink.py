@@ -1,0 +1,164 @@
+"""Interface lookups and VIP changes over rtnetlink (pyroute2 ``AsyncIPRoute``).
+
+pyroute2 0.9's synchronous ``IPRoute`` drives an event loop of its own and raises inside a
+running one (bpf.md §9), so the agent uses ``AsyncIPRoute`` only. VIP changes are
+idempotent: after a crash, a restart or a lost race the kernel may already be in the
+wanted state, and that is success, not an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from types import TracebackType
+from typing import Any, Self
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from agent.host.errors import HostError
+
+#: ``IFA_F_SECONDARY`` from ``<linux/if_addr.h>``: a further address in an already
+#: covered subnet. The primary address is the first one without it.
+IFA_F_SECONDARY = 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceInfo:
+    """What the agent needs to know about one interface at startup."""
+
+    name: str
+    index: int
+    #: Link-layer address: the sender MAC of our gratuitous ARPs.
+    mac: bytes
+    #: IPv4 addresses on the interface, each with its prefix, in kernel order.
+    addresses: tuple[IPv4Interface, ...]
+    #: Addresses not flagged secondary, in kernel order.
+    primaries: tuple[IPv4Interface, ...]
+
+    def primary_address(self, exclude: Iterable[IPv4Interface] = ()) -> IPv4Address:
+        """Our own address: the first primary that is not a VIP (a VIP may be a primary
+        when it is outside every other subnet). Raises HostError when there is none."""
+        excluded = {vip.ip for vip in exclude}
+        for address in self.primaries:
+            if address.ip not in excluded:
+                return address.ip
+        raise HostError(
+            f"{self.name}: no IPv4 address (other than a VIP) to send adverts from; "
+            f"add one, e.g. `ip address add 192.0.2.1/24 dev {self.name}`"
+        )
+
+
+class Netlink:
+    """An rtnetlink session; use as ``async with Netlink() as netlink``."""
+
+    def __init__(self) -> None:
+        self._ipr: Any = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            ipr = AsyncIPRoute()
+        except OSError as exc:
+            raise HostError(f"cannot open a netlink socket: {exc.strerror}") from None
+        try:
+            await ipr.setup_endpoint()
+        except OSError as exc:
+            ipr.close()
+            raise HostError(f"cannot open a netlink socket: {exc.strerror}") from None
+        self._ipr = ipr
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    @property
+    def _route(self) -> Any:
+        if self._ipr is None:
+            raise RuntimeError("Netlink used outside its `async with` block")
+        return self._ipr
+
+    async def interface(self, ifname: str) -> InterfaceInfo:
+        """Index, MAC and IPv4 addresses of ``ifname``; HostError if it does not exist."""
+        try:
+            links = await self._route.link("get", ifname=ifname)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                raise HostError(f"{ifname}: no such interface") from None
+            raise _error(f"{ifname}: cannot look up the interface", exc) from None
+        link = links[0]
+        index = int(link["index"])
+        mac_text = link.get("IFLA_ADDRESS") or "00:00:00:00:00:00"
+        addresses: list[IPv4Interface] = []
+        primaries: list[IPv4Interface] = []
+        for address in await self._ipv4_addresses(ifname, index):
+            addresses.append(address[0])
+            if not address[1] & IFA_F_SECONDARY:
+                primaries.append(address[0])
+        return InterfaceInfo(
+            name=ifname,
+            index=index,
+            mac=bytes.fromhex(mac_text.replace(":", "")),
+            addresses=tuple(addresses),
+            primaries=tuple(primaries),
+        )
+
+    async def _ipv4_addresses(self, ifname: str, index: int) -> list[tuple[IPv4Interface, int]]:
+        try:
+            dump = await self._route.addr("dump", index=index, family=socket.AF_INET)
+            return [
+                (
+                    IPv4Interface(f"{message.get('IFA_ADDRESS')}/{message['prefixlen']}"),
+                    int(message.get("IFA_FLAGS") or message["flags"]),
+                )
+                async for message in dump
+                if message["index"] == index and message["family"] == socket.AF_INET
+            ]
+        except NetlinkError as exc:
+            raise _error(f"{ifname}: cannot list addresses", exc) from None
+
+    async def add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
+        """Add ``vip`` to the interface; already present is success."""
+        try:
+            await self._route.addr(
+                "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise _error(f"{ifname}: cannot add VIP {vip}", exc) from None
+
+    async def remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
+        """Remove ``vip`` from the interface; already absent is success."""
+        try:
+            await self._route.addr(
+                "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
+                raise _error(f"{ifname}: cannot remove VIP {vip}", exc) from None
+
+    async def present_vips(
+        self, ifname: str, index: int, vips: Iterable[IPv4Interface]
+    ) -> tuple[IPv4Interface, ...]:
+        """Which of ``vips`` the interface holds now (same address and prefix length)."""
+        held = {address for address, _flags in await self._ipv4_addresses(ifname, index)}
+        return tuple(vip for vip in vips if vip in held)
+
+
+def _error(what: str, exc: NetlinkError) -> HostError:
+    """A HostError whose message says what failed and why, in words."""
+    code = exc.code if isinstance(exc.code, int) else 0
+    reason = f"{errno.errorcode.get(code, code)} ({os.strerror(code)})"
+    if code == errno.EPERM:
+        reason += "; the agent needs the CAP_NET_ADMIN capability"
+    return HostError(f"{what}: {reason}")
