@@ -115,10 +115,14 @@ def _run(config: AgentConfig) -> int:
 
     setup_logging(config.global_.log_level)
     try:
-        # The standard event loop, not uvloop: uvloop refuses the AF_NETLINK datagram
-        # endpoint pyroute2's AsyncIPRoute opens ("cannot open a UDP handle, invalid
-        # family 16", svinota/pyroute2#1335), so the agent could not manage its VIPs.
-        return asyncio.run(daemon.run(config))
+        # uvloop when installed: it keeps the per-packet cost of the receive path low.
+        # Netlink runs on a standard loop in a thread of its own (agent.host.netlink),
+        # because uvloop refuses pyroute2's AF_NETLINK endpoint.
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(daemon.run(config))
+        return uvloop.run(daemon.run(config))
     except HostError as error:
         return _fail(str(error))
     except KeyboardInterrupt:

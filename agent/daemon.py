@@ -58,8 +58,11 @@ async def run(config: AgentConfig) -> int:
             finally:
                 await agent.stop()
     finally:
+        # The VIPs are released and the process is about to exit: from here on a stray
+        # SIGINT or SIGTERM must not turn a clean exit into a KeyboardInterrupt.
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
     log.info("stopped")
     return 0
 
@@ -103,6 +106,7 @@ class _Agent:
             await self._remove_stale_vips(instance, infos[instance.interface])
         for ifname, group in by_interface.items():
             self._start_interface(infos[ifname], group)
+        log.info("event loop: %s", type(self._loop).__module__.split(".")[0])
         log.info("receive path: %s", RECEIVE_PATH)
         for driver in self._drivers:
             driver.start()

@@ -4,18 +4,25 @@ pyroute2 0.9's synchronous ``IPRoute`` drives an event loop of its own and raise
 running one (bpf.md §9), so the agent uses ``AsyncIPRoute`` only. VIP changes are
 idempotent: after a crash, a restart or a lost race the kernel may already be in the
 wanted state, and that is success, not an error.
+
+``AsyncIPRoute`` runs on a standard-library event loop in a thread of its own, and the
+agent's loop awaits its results. Two reasons: uvloop (the agent's loop when installed)
+refuses pyroute2's ``AF_NETLINK`` datagram endpoint ("invalid family 16",
+svinota/pyroute2#1335), and a slow netlink answer can then never delay an advert.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -53,13 +60,51 @@ class InterfaceInfo:
         )
 
 
+_T = TypeVar("_T")
+
+
+class _LoopThread:
+    """A standard-library asyncio loop running in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.SelectorEventLoop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the thread's loop and await its result from the caller's."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
 class Netlink:
     """An rtnetlink session; use as ``async with Netlink() as netlink``."""
 
     def __init__(self) -> None:
         self._ipr: Any = None
+        self._thread: _LoopThread | None = None
 
     async def __aenter__(self) -> Self:
+        self._thread = _LoopThread("netlink")
+        try:
+            self._ipr = await self._thread.call(self._open())
+        except BaseException:
+            self._thread.stop()
+            self._thread = None
+            raise
+        return self
+
+    @staticmethod
+    async def _open() -> Any:
         try:
             ipr = AsyncIPRoute()
         except OSError as exc:
@@ -69,8 +114,7 @@ class Netlink:
         except OSError as exc:
             ipr.close()
             raise HostError(f"cannot open a netlink socket: {exc.strerror}") from None
-        self._ipr = ipr
-        return self
+        return ipr
 
     async def __aexit__(
         self,
@@ -78,9 +122,17 @@ class Netlink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._thread is not None:
+            ipr, self._ipr = self._ipr, None
+            if ipr is not None:
+                self._thread.loop.call_soon_threadsafe(ipr.close)
+            self._thread.stop()
+            self._thread = None
+
+    async def _in_thread(self, method: Callable[..., Coroutine[Any, Any, _T]], *args: Any) -> _T:
+        if self._thread is None:
+            raise RuntimeError("Netlink used outside its `async with` block")
+        return await self._thread.call(method(*args))
 
     @property
     def _route(self) -> Any:
@@ -90,6 +142,9 @@ class Netlink:
 
     async def interface(self, ifname: str) -> InterfaceInfo:
         """Index, MAC and IPv4 addresses of ``ifname``; HostError if it does not exist."""
+        return await self._in_thread(self._interface, ifname)
+
+    async def _interface(self, ifname: str) -> InterfaceInfo:
         try:
             links = await self._route.link("get", ifname=ifname)
         except NetlinkError as exc:
@@ -129,6 +184,9 @@ class Netlink:
 
     async def add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         """Add ``vip`` to the interface; already present is success."""
+        return await self._in_thread(self._add_vip, ifname, index, vip)
+
+    async def _add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         try:
             await self._route.addr(
                 "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
@@ -139,6 +197,9 @@ class Netlink:
 
     async def remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         """Remove ``vip`` from the interface; already absent is success."""
+        return await self._in_thread(self._remove_vip, ifname, index, vip)
+
+    async def _remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         try:
             await self._route.addr(
                 "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
@@ -151,6 +212,11 @@ class Netlink:
         self, ifname: str, index: int, vips: Iterable[IPv4Interface]
     ) -> tuple[IPv4Interface, ...]:
         """Which of ``vips`` the interface holds now (same address and prefix length)."""
+        return await self._in_thread(self._present_vips, ifname, index, tuple(vips))
+
+    async def _present_vips(
+        self, ifname: str, index: int, vips: tuple[IPv4Interface, ...]
+    ) -> tuple[IPv4Interface, ...]:
         held = {address for address, _flags in await self._ipv4_addresses(ifname, index)}
         return tuple(vip for vip in vips if vip in held)
 
