@@ -175,6 +175,7 @@ class VirtualRouter:
         #: RFC 9568 Master_Adver_Interval: the interval a VRRPv3 backup learns from the master.
         self.master_adver_interval_cs = config.advert_interval_cs
         self._actions: list[Action] = []
+        self._fault_causes: set[str] = set()
         self._protocol_deadline: float | None = None
         self._garp_deadline: float | None = None
         self._garp_second_burst_pending = False
@@ -246,7 +247,9 @@ class VirtualRouter:
         if self.state is not State.INITIALIZE:
             return
         self._started_at = now
-        if self.priority == PRIORITY_OWNER:
+        if self._fault_causes:
+            self._enter(State.FAULT, ", ".join(sorted(self._fault_causes)))
+        elif self.priority == PRIORITY_OWNER:
             self._become_master(now, "startup as address owner (priority 255)")
         else:
             self.master_adver_interval_cs = self.config.advert_interval_cs
@@ -258,16 +261,43 @@ class VirtualRouter:
             return
         self._enter(State.INITIALIZE, "shutdown")
 
-    def set_fault(self, faulted: bool, reason: str, now: float) -> None:
-        """Enter or leave FAULT (keepalived's state for a failed check or a dead link).
+    def set_fault(self, cause: str, faulted: bool, now: float) -> None:
+        """Raise or clear one cause of FAULT (keepalived's state for a failed check or link).
 
-        Entering it releases mastership the same way a shutdown does, so backups take
-        over after only their skew. Leaving it negotiates from BACKUP like a fresh start.
+        ``cause`` names what failed ("script chk_web", "link eth0", "sync group G1"); the
+        router stays in FAULT while any cause is raised. Entering FAULT releases
+        mastership the way a shutdown does, so backups take over after only their skew.
+        Clearing the last cause negotiates from BACKUP, like a fresh start.
         """
-        if faulted and self.state in (State.BACKUP, State.MASTER):
-            self._enter(State.FAULT, reason)
-        elif not faulted and self.state is State.FAULT:
+        if faulted:
+            self._fault_causes.add(cause)
+            if self.state in (State.BACKUP, State.MASTER):
+                self._enter(State.FAULT, cause)
+            return
+        self._fault_causes.discard(cause)
+        if self.state is State.FAULT and not self._fault_causes:
             self.master_adver_interval_cs = self.config.advert_interval_cs
+            self._become_backup(now, f"{cause} recovered")
+
+    @property
+    def fault_causes(self) -> frozenset[str]:
+        """What currently holds the router in FAULT (empty when nothing does)."""
+        return frozenset(self._fault_causes)
+
+    def force_state(self, state: State, reason: str, now: float) -> None:
+        """Follow a sync-group peer into MASTER or BACKUP (keepalived sync groups).
+
+        Only a running, unfaulted router follows; INITIALIZE and FAULT are left alone
+        (FAULT is propagated through :meth:`set_fault`).
+        """
+        if state is self.state or self.state not in (State.BACKUP, State.MASTER):
+            return
+        if state is State.MASTER:
+            self._become_master(now, reason)
+        elif state is State.BACKUP:
+            # Leaving MASTER without a higher-priority peer in sight: release with a
+            # priority-0 advert so the peer group's router takes over after its skew.
+            self._send_advert(PRIORITY_RELEASE)
             self._become_backup(now, reason)
 
     def set_priority(self, priority: int, now: float) -> None:

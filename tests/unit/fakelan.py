@@ -28,6 +28,7 @@ from agent.core.router import (
     StateChanged,
     VirtualRouter,
 )
+from agent.core.syncgroup import GroupStateChanged, SyncGroup
 
 VIP = IPv4Interface("10.0.0.100/24")
 
@@ -91,10 +92,20 @@ class FakeLan:
     #: Which VIPs each router has configured, as the kernel would show them.
     vips: dict[str, set[IPv4Interface]] = field(default_factory=dict)
     garps: list[tuple[float, str, int]] = field(default_factory=list)
+    groups: list[SyncGroup] = field(default_factory=list)
+    group_changes: list[GroupStateChanged] = field(default_factory=list)
 
-    def add(self, config: RouterConfig, *, start: bool = True) -> VirtualRouter:
+    def add_group(self, name: str, members: list[str]) -> SyncGroup:
+        group = SyncGroup(name, [self.routers[member] for member in members])
+        self.groups.append(group)
+        return group
+
+    def add(
+        self, config: RouterConfig, *, start: bool = True, key: str | None = None
+    ) -> VirtualRouter:
+        """Add a router, known by its address unless ``key`` names it otherwise."""
         router = VirtualRouter(config)
-        name = str(config.primary_address)
+        name = key or str(config.primary_address)
         self.routers[name] = router
         self.vips[name] = set()
         if start:
@@ -113,8 +124,8 @@ class FakeLan:
         """``kill -9``: the router vanishes without a word; its VIPs stay where they were."""
         del self.routers[name]
 
-    def set_fault(self, name: str, faulted: bool, reason: str = "test") -> None:
-        self.routers[name].set_fault(faulted, reason, self.now)
+    def set_fault(self, name: str, faulted: bool, cause: str = "test check") -> None:
+        self.routers[name].set_fault(cause, faulted, self.now)
         self._flush(name)
 
     def set_priority(self, name: str, priority: int) -> None:
@@ -169,6 +180,7 @@ class FakeLan:
                 self.transitions.append(
                     Transition(self.now, name, action.old, action.new, action.reason)
                 )
+                self._follow_groups(router, action)
             elif isinstance(action, AddVips):
                 self.vips[name] |= set(action.vips)
             elif isinstance(action, RemoveVips):
@@ -177,6 +189,16 @@ class FakeLan:
                 self.garps.append((self.now, name, action.count))
             elif isinstance(action, SendAdvertisement) and name not in self.silenced:
                 self._deliver(router, action.priority)
+
+    def _follow_groups(self, router: VirtualRouter, change: StateChanged) -> None:
+        for group in self.groups:
+            if router in group.members:
+                group_change = group.member_changed(router, change, self.now)
+                if group_change is not None:
+                    self.group_changes.append(group_change)
+                for other_name, other in list(self.routers.items()):
+                    if other is not router and other in group.members:
+                        self._flush(other_name)
 
     def _deliver(self, sender: VirtualRouter, priority: int) -> None:
         source = sender.config.primary_address

@@ -252,7 +252,7 @@ def test_fault_releases_mastership_and_blocks_election_until_cleared() -> None:
     lan.add(make_config(B, 100))
     lan.advance(10)
     faulted_at = lan.now
-    lan.set_fault(A, True, "check failed")
+    lan.set_fault(A, True, "script chk")
     assert lan.routers[A].state is State.FAULT
     assert lan.wire[-1].priority == 0
     assert lan.vips[A] == set()
@@ -263,7 +263,7 @@ def test_fault_releases_mastership_and_blocks_election_until_cleared() -> None:
     lan.advance(30)
     assert lan.routers[A].state is State.FAULT
     # Cleared: negotiate from BACKUP, then win by priority.
-    lan.set_fault(A, False, "check passed")
+    lan.set_fault(A, False, "script chk")
     assert lan.routers[A].state is State.BACKUP
     lan.run_until_state(A, State.MASTER, limit=lan.now + 5)
 
@@ -309,3 +309,27 @@ def test_master_lowering_its_priority_lets_a_higher_backup_preempt() -> None:
     assert at <= lowered_at + master_down_interval(3, 150, 100)
     lan.advance(2)
     assert lan.masters() == [B]
+
+
+def test_fault_holds_while_any_cause_remains() -> None:
+    lan = FakeLan()
+    lan.add(make_config(A, 200))
+    lan.advance(5)
+    lan.set_fault(A, True, "script chk")
+    lan.set_fault(A, True, "link eth1")
+    lan.set_fault(A, False, "script chk")
+    assert lan.routers[A].state is State.FAULT
+    assert lan.routers[A].fault_causes == {"link eth1"}
+    lan.set_fault(A, False, "link eth1")
+    assert lan.routers[A].state is State.BACKUP
+    assert lan.transitions[-1].reason == "link eth1 recovered"
+
+
+def test_a_router_faulted_before_start_starts_in_fault() -> None:
+    lan = FakeLan()
+    router = lan.add(make_config(A, 200), start=False)
+    router.set_fault("link eth0", True, lan.now)
+    lan.start(A)
+    assert router.state is State.FAULT
+    lan.advance(30)
+    assert lan.masters() == []
