@@ -26,12 +26,22 @@ from typing import Any, Self, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 from agent.host.errors import HostError
 
 #: ``IFA_F_SECONDARY`` from ``<linux/if_addr.h>``: a further address in an already
 #: covered subnet. The primary address is the first one without it.
 IFA_F_SECONDARY = 0x01
+#: ``IFF_UP`` and ``IFF_LOWER_UP`` from ``<linux/if.h>``: administratively up, and the
+#: driver reports carrier. A link counts as up only with both.
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+
+
+def link_is_up(flags: int) -> bool:
+    """Up for VRRP: configured up and with carrier (a veth whose peer is down has none)."""
+    return bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,8 @@ class InterfaceInfo:
     addresses: tuple[IPv4Interface, ...]
     #: Addresses not flagged secondary, in kernel order.
     primaries: tuple[IPv4Interface, ...]
+    #: Whether the link is up with carrier (:func:`link_is_up`).
+    up: bool = True
 
     def primary_address(self, exclude: Iterable[IPv4Interface] = ()) -> IPv4Address:
         """Our own address: the first primary that is not a VIP (a VIP may be a primary
@@ -92,6 +104,7 @@ class Netlink:
     def __init__(self) -> None:
         self._ipr: Any = None
         self._thread: _LoopThread | None = None
+        self._link_watch: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         self._thread = _LoopThread("netlink")
@@ -123,6 +136,9 @@ class Netlink:
         tb: TracebackType | None,
     ) -> None:
         if self._thread is not None:
+            if self._link_watch is not None:
+                await self._thread.call(_cancel_and_wait(self._link_watch))
+                self._link_watch = None
             ipr, self._ipr = self._ipr, None
             if ipr is not None:
                 self._thread.loop.call_soon_threadsafe(ipr.close)
@@ -166,6 +182,7 @@ class Netlink:
             mac=bytes.fromhex(mac_text.replace(":", "")),
             addresses=tuple(addresses),
             primaries=tuple(primaries),
+            up=link_is_up(int(link["flags"])),
         )
 
     async def _ipv4_addresses(self, ifname: str, index: int) -> list[tuple[IPv4Interface, int]]:
@@ -219,6 +236,46 @@ class Netlink:
     ) -> tuple[IPv4Interface, ...]:
         held = {address for address, _flags in await self._ipv4_addresses(ifname, index)}
         return tuple(vip for vip in vips if vip in held)
+
+    async def watch_links(self, on_change: Callable[[str, bool], None]) -> None:
+        """Report every link going up or down as ``on_change(ifname, up)``.
+
+        Kernel link events (RTMGRP_LINK), not polling: a pulled cable is seen within
+        milliseconds. The callback runs on the caller's event loop.
+        """
+        caller = asyncio.get_running_loop()
+        await self._in_thread(self._start_link_watch, caller, on_change)
+
+    async def _start_link_watch(
+        self, caller: asyncio.AbstractEventLoop, on_change: Callable[[str, bool], None]
+    ) -> None:
+        events = AsyncIPRoute()
+        try:
+            await events.bind(groups=RTMGRP_LINK)
+        except OSError as exc:
+            events.close()
+            raise HostError(f"cannot subscribe to link events: {exc.strerror}") from None
+        self._link_watch = asyncio.create_task(self._forward_link_events(events, caller, on_change))
+
+    @staticmethod
+    async def _forward_link_events(
+        events: Any, caller: asyncio.AbstractEventLoop, on_change: Callable[[str, bool], None]
+    ) -> None:
+        try:
+            while True:
+                async for message in events.get():
+                    kind = message.get("event")
+                    if kind not in ("RTM_NEWLINK", "RTM_DELLINK"):
+                        continue
+                    up = kind == "RTM_NEWLINK" and link_is_up(int(message["flags"]))
+                    caller.call_soon_threadsafe(on_change, message.get("IFLA_IFNAME"), up)
+        finally:
+            events.close()
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait({task})
 
 
 def _error(what: str, exc: NetlinkError) -> HostError:
