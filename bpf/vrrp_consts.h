@@ -27,6 +27,9 @@
 #define VRRP_MAX_MSG_LEN (VRRP_HEADER_LEN + 4 * VRRP_MAX_COUNT + VRRP_V2_AUTH_LEN) /* 1036 */
 #define VRRP_MAX_WORDS (VRRP_MAX_MSG_LEN / 4)                                   /* 259 */
 #define IPV4_MIN_HEADER 20
+#define IPV4_PROTOCOL_OFFSET 9 /* byte offset of the Protocol field in the IPv4 header */
+#define ETH_HEADER_LEN 14      /* tc ingress sees the Ethernet header at offset 0 */
+#define ETHERTYPE_IPV4 0x0800
 #define IP_FRAGMENT_BITS 0x3fff /* More Fragments flag + 13-bit offset */
 /* The scratch buffer is a power of two so that a masked length is provably in bounds. */
 #define VRRP_SCRATCH_LEN 2048
@@ -47,12 +50,18 @@ enum vrrp_reason {
     R_OWN_ADVERT,
     R_INTERVAL_MISMATCH,
     R_AUTH_MISMATCH,
-    R_ACCEPTED, /* not a drop: adverts passed up to the socket */
+    R_ACCEPTED, /* not a drop: valid adverts (passed up or kept in the kernel) */
+    R_ABSORBED, /* of those, kept in the kernel (kernel-only mode): not copied to the socket */
     R_MAX,
 };
 
 /* vrid_cfg.flags */
 #define F_PREEMPT 1 /* RFC 9568 §6.4.2: lower-priority adverts do not reset Master_Down_Timer */
+/* Kernel-only receive: a valid advert that writes no event is not copied to the socket. */
+#define F_KERNEL_ONLY 2
+/* We are Master of this VRID (set by userspace on every transition). A Master must see
+ * every advert that can preempt it (RFC 9568 §6.4.3: priority >= ours), even unchanged ones. */
+#define F_MASTER 4
 
 /* vrid_cfg.auth_type: the on-wire VRRPv2 Auth Type codes (RFC 2338 §5.3.6). */
 #define AUTH_NONE 0

@@ -1,6 +1,8 @@
-/* Keys and values of the maps. Python never re-declares these: agent/host/bpf.py uses the
- * ctypes Key/Leaf classes BCC generates from them. Addresses are the raw network-order u32
- * read from the packet (224.0.0.18 reads as 0x120000e0 on little-endian).
+/* Keys and values of the maps. The agent does not import bcc, so agent/host/bpf.py declares
+ * them once more as ctypes layouts (MAP_LAYOUTS); every load compares them field by field
+ * with what BCC generated from this file and refuses to run on a mismatch. Addresses
+ * are the raw network-order u32 read from the packet (224.0.0.18 reads as 0x120000e0 on
+ * little-endian).
  */
 #ifndef VRRP_STRUCTS_H
 #define VRRP_STRUCTS_H

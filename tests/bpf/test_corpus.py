@@ -4,7 +4,8 @@ Each case of the shared corpus (tests/corpus.py) and of the kernel edge cases
 (tests/bpf/cases.py) runs through the loaded program with BPF_PROG_TEST_RUN and through
 :func:`agent.core.packet.classify`. The kernel's verdict is its return value (the datagram
 length = passed up, 0 = dropped) and its reason is the one per-CPU counter the run moved;
-both must equal what ``classify()`` says.
+both must equal what ``classify()`` says. The tc observer program runs the same checks on
+the same packets: it must move the same counter and always return TC_ACT_OK.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.packet import Rejected, RejectReason, classify
+from agent.core.packet import ReceivePolicy, Rejected, RejectReason, classify
 from agent.host.bpf import ACCEPTED_INDEX, DEFAULT_SOURCE, VrrpFilter
 from tests.bpf.cases import KERNEL_CASES
 from tests.bpf.testrun import TEST_RUN_IFINDEX, run_datagram
@@ -31,6 +32,21 @@ def _counters(vrrp_filter: VrrpFilter) -> list[int]:
     """Every counter of the ``stats`` map, by index: the reasons, then accepted."""
     drops = vrrp_filter.drop_counts()
     return [drops[reason] for reason in RejectReason] + [vrrp_filter.accepted_count()]
+
+
+def _expected_index(datagram: bytes, policy: ReceivePolicy) -> int:
+    userspace = classify(datagram, policy)
+    if isinstance(userspace, Rejected):
+        return list(RejectReason).index(userspace.reason)
+    return ACCEPTED_INDEX
+
+
+def _moved(before: list[int], after: list[int]) -> dict[int, int]:
+    return {
+        index: after[index] - before[index]
+        for index in range(len(after))
+        if after[index] != before[index]
+    }
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -65,7 +81,7 @@ def test_reason_indices_in_c_follow_reject_reason_order() -> None:
     body = re.search(r"enum vrrp_reason \{(.*?)\};", header, re.DOTALL)
     assert body is not None
     names = re.findall(r"^\s*R_([A-Z_]+)", body.group(1), re.MULTILINE)
-    assert names == [reason.name for reason in RejectReason] + ["ACCEPTED", "MAX"]
+    assert names == [reason.name for reason in RejectReason] + ["ACCEPTED", "ABSORBED", "MAX"]
 
 
 def test_event_bits_in_c_match_peer_event_kind() -> None:
@@ -74,3 +90,26 @@ def test_event_bits_in_c_match_peer_event_kind() -> None:
     header = Path(DEFAULT_SOURCE.parent / "vrrp_consts.h").read_text()
     bits = [int(value) for value in re.findall(r"#define EV_\w+ (\d+)", header)]
     assert bits == [kind.value for kind in PeerEventKind]
+
+
+_TC_ACT_OK = 0
+_IPPROTO_VRRP = 112
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_tc_observer_counts_like_classify_and_never_drops(
+    vrrp_filter: VrrpFilter, case: object
+) -> None:
+    datagram: bytes = case.datagram  # type: ignore[attr-defined]
+    policy: ReceivePolicy = case.policy  # type: ignore[attr-defined]
+    vrrp_filter.configure_interface(TEST_RUN_IFINDEX, policy)
+
+    before = _counters(vrrp_filter)
+    retval, _ = run_datagram(vrrp_filter.tc_prog_fd, datagram)
+    after = _counters(vrrp_filter)
+
+    assert retval == _TC_ACT_OK
+    # tc sees every packet of the interface: it judges only IPv4 protocol 112.
+    ours = len(datagram) >= 20 and datagram[9] == _IPPROTO_VRRP
+    expected = {_expected_index(datagram, policy): 1} if ours else {}
+    assert _moved(before, after) == expected

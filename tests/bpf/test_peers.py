@@ -17,6 +17,7 @@ import pytest
 
 from agent.core.packet import ReceivePolicy, RejectReason, VridPolicy
 from agent.host.bpf import LocalRouter, PeerEvent, PeerEventKind, PeerRecord, VrrpFilter
+from agent.host.errors import HostError
 from tests.bpf.cases import ip, v3
 from tests.bpf.conftest import EventLog
 from tests.bpf.testrun import TEST_RUN_IFINDEX, run_datagram
@@ -184,3 +185,83 @@ async def test_events_wake_an_asyncio_reader_on_the_ring_buffer_fd(
         loop.remove_reader(event_log.fd)
     assert [(event.what, event.source) for event in events] == [(K.NEW | K.ABOVE_LOCAL, FIRST)]
     assert not select.select([event_log.fd], [], [], 0)[0]
+
+
+@pytest.fixture
+def kernel_only(vrrp_filter: VrrpFilter) -> VrrpFilter:
+    """VRID 70 (v3, 1 s) in kernel-only mode, we are a Backup with priority 100."""
+    vrrp_filter.forget_interface(TEST_RUN_IFINDEX)
+    vrrp_filter.configure_interface(
+        TEST_RUN_IFINDEX,
+        ReceivePolicy({70: VridPolicy(3, 100)}),
+        {70: LocalRouter(priority=100, kernel_only=True)},
+    )
+    return vrrp_filter
+
+
+def _totals(vrrp_filter: VrrpFilter) -> tuple[int, int]:
+    return vrrp_filter.accepted_count(), vrrp_filter.absorbed_count()
+
+
+def test_kernel_only_keeps_steady_adverts_in_the_kernel_but_records_them(
+    kernel_only: VrrpFilter, event_log: EventLog
+) -> None:
+    advert = _advert(70, FIRST, 150)
+    retval, _, _ = _send(kernel_only, advert)
+    assert retval == len(advert), "the first advert is news: passed up"
+    assert [event.what for event in event_log.drain()] == [K.NEW | K.ABOVE_LOCAL]
+
+    accepted, absorbed = _totals(kernel_only)
+    retval, before, after = _send(kernel_only, advert)
+    assert retval == 0, "a steady-state advert must not reach the socket"
+    assert _totals(kernel_only) == (accepted + 1, absorbed + 1)
+    assert event_log.drain() == []
+    record = kernel_only.peer(TEST_RUN_IFINDEX, 70)
+    assert record is not None
+    assert (record.master, record.priority, record.count) == (FIRST, 150, 2)
+    assert before <= record.last_reset_ns <= after
+    # The timestamps are on the loop.time() clock (CLOCK_MONOTONIC, in seconds).
+    assert record.last_reset == record.last_reset_ns / 1e9
+    assert time.monotonic() - 1 < record.last_reset <= time.monotonic()
+    # RFC 9568 §6.1 with our priority 100: 3 x 1 s + (256 - 100) / 256 x 1 s.
+    assert record.master_down_deadline(100) == pytest.approx(record.last_reset + 3 + 156 / 256)
+
+    changed = _advert(70, FIRST, 160)
+    retval, _, _ = _send(kernel_only, changed)
+    assert retval == len(changed), "a change reaches the socket and the ring buffer"
+    assert [event.what for event in event_log.drain()] == [K.PRIORITY_CHANGE | K.ABOVE_LOCAL]
+    assert _totals(kernel_only) == (accepted + 2, absorbed + 1)
+
+
+def test_kernel_only_master_still_sees_adverts_that_may_preempt_it(
+    kernel_only: VrrpFilter, event_log: EventLog
+) -> None:
+    higher, lower = _advert(70, FIRST, 150), _advert(70, SECOND, 90)
+    _send(kernel_only, higher)  # recorded while we were Backup
+    kernel_only.set_master(TEST_RUN_IFINDEX, 70, master=True)
+    # The same master comes back while we are Master: nothing changed in the record, but
+    # RFC 9568 §6.4.3 makes us step down, so it must be passed up.
+    retval, _, _ = _send(kernel_only, higher)
+    assert retval == len(higher)
+    # A lower-priority router is news once, then ignorable (§6.4.3: discard).
+    assert _send(kernel_only, lower)[0] == len(lower)
+    _, absorbed = _totals(kernel_only)
+    assert _send(kernel_only, lower)[0] == 0
+    assert kernel_only.absorbed_count() == absorbed + 1
+    # Back to Backup: the steady state is absorbed again.
+    kernel_only.set_master(TEST_RUN_IFINDEX, 70, master=False)
+    assert _send(kernel_only, lower)[0] == 0
+    event_log.drain()
+
+
+def test_kernel_only_still_drops_and_counts_invalid_adverts(kernel_only: VrrpFilter) -> None:
+    before = kernel_only.drop_counts()[RejectReason.BAD_TTL]
+    retval, _, _ = _send(kernel_only, ip(v3(70, source=FIRST), source=FIRST, ttl=64))
+    assert retval == 0
+    assert kernel_only.drop_counts()[RejectReason.BAD_TTL] == before + 1
+    assert kernel_only.peer(TEST_RUN_IFINDEX, 70) is None
+
+
+def test_set_master_on_an_unconfigured_vrid_is_a_clear_error(kernel_only: VrrpFilter) -> None:
+    with pytest.raises(HostError, match="VRID 9 is not configured on ifindex 1"):
+        kernel_only.set_master(TEST_RUN_IFINDEX, 9, master=True)

@@ -3,7 +3,8 @@
 Debian's bcc 0.26 does not wrap the test-run command, but ``libbpf.so.1`` (a dependency of
 libbpfcc) does, and it works on the fd of a BCC-loaded program. The kernel wants a whole
 Ethernet frame and strips the Ethernet header itself (``eth_type_trans``), so a socket
-filter sees the IPv4 datagram at offset 0, exactly as on the agent's raw socket. The
+filter sees the IPv4 datagram at offset 0, exactly as on the agent's raw socket, and a
+SCHED_CLS (tc) program sees the whole frame, exactly as on clsact ingress. The
 packet runs with ``skb->ifindex`` 1, the loopback of the test's network namespace.
 
 The kernel refuses (EINVAL) an ``ETH_P_IP`` frame whose payload is shorter than an IPv4
