@@ -1,0 +1,226 @@
+"""Run a VRRP speaker in a lab node: our agent or a stock keepalived, from one description.
+
+Both runners take the same :class:`Instance`, so an interop test states the virtual router once
+and only chooses which implementation each node runs. Both return a :class:`Speaker` that knows
+the implementation's state from a source the implementation itself writes: the agent's
+transition log lines (``VI_1: BACKUP -> MASTER (reason)``, fixed by the team contract) and
+keepalived's ``notify`` script (keepalived.md §5; a notify marker rather than keepalived's
+free-form log text, as the interop blueprint of keepalived.md §14 advises).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from itertools import count
+from pathlib import Path
+
+from agent.lab.netns import INTERFACE, LabError, Node, Proc, wait_for
+
+_serial = count()
+
+_NOTIFY_SCRIPT = """#!/bin/sh
+# keepalived notify: $1=INSTANCE $2=name $3=state $4=priority (keepalived.md section 5)
+echo "$2 $3 $4" >> "{path}"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One virtual router as both implementations are configured for it."""
+
+    vrid: int
+    priority: int
+    vips: tuple[IPv4Interface, ...]
+    version: int = 3
+    #: Seconds; VRRPv2 needs whole seconds.
+    advert_interval: float = 1.0
+    preempt: bool = True
+    #: VRRPv2 simple password (keepalived ``auth_type PASS``); None = no authentication.
+    auth_pass: str | None = None
+    name: str = "VI_1"
+    #: Seconds until the second GARP burst (0 = none): short keeps test captures small.
+    garp_master_delay: float = 5.0
+
+
+def _unique(node: Node, kind: str) -> str:
+    return f"{kind}-n{node.index}-{next(_serial)}"
+
+
+def agent_command() -> list[str]:
+    """The installed ``vrrp-agent`` console script of the running interpreter's environment."""
+    script = Path(sys.executable).parent / "vrrp-agent"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
+
+
+def agent_toml(instances: tuple[Instance, ...], *, log_level: str = "info") -> str:
+    """The agent configuration (format: team contract, agent/config.py)."""
+    lines = ["[global]", f'log_level = "{log_level}"']
+    for inst in instances:
+        vips = ", ".join(f'"{vip}"' for vip in inst.vips)
+        lines += [
+            "",
+            "[[instance]]",
+            f'name = "{inst.name}"',
+            f'interface = "{INTERFACE}"',
+            f"vrid = {inst.vrid}",
+            f"priority = {inst.priority}",
+            f"version = {inst.version}",
+            f"advert_interval = {inst.advert_interval}",
+            f"preempt = {'true' if inst.preempt else 'false'}",
+            f"vips = [{vips}]",
+            f"garp_master_delay = {inst.garp_master_delay}",
+        ]
+        if inst.auth_pass is not None:
+            lines += ['auth_type = "pass"', f'auth_pass = "{inst.auth_pass}"']
+    return "\n".join(lines) + "\n"
+
+
+def keepalived_conf(instances: tuple[Instance, ...], *, router_id: str, notify: Path) -> str:
+    """A keepalived.conf with the same virtual routers (keepalived.md §2 keywords)."""
+    lines = [
+        "global_defs {",
+        f"    router_id {router_id}",
+        "    script_user root",
+        "    enable_script_security",
+        "}",
+    ]
+    for inst in instances:
+        lines += [
+            f"vrrp_instance {inst.name} {{",
+            "    state BACKUP",  # nopreempt requires it; the election decides anyway
+            f"    interface {INTERFACE}",
+            f"    virtual_router_id {inst.vrid}",
+            f"    priority {inst.priority}",
+            f"    version {inst.version}",
+            f"    advert_int {inst.advert_interval:g}",
+            f"    garp_master_delay {inst.garp_master_delay:g}",
+            f"    notify {notify}",
+        ]
+        if not inst.preempt:
+            lines.append("    nopreempt")
+        if inst.auth_pass is not None:
+            lines += [
+                "    authentication {",
+                "        auth_type PASS",
+                f"        auth_pass {inst.auth_pass}",
+                "    }",
+            ]
+        lines.append("    virtual_ipaddress {")
+        lines += [f"        {vip} dev {INTERFACE}" for vip in inst.vips]
+        lines += ["    }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+class Speaker(ABC):
+    """A running VRRP implementation in one node."""
+
+    kind = "speaker"
+
+    def __init__(self, node: Node, proc: Proc, instances: tuple[Instance, ...]) -> None:
+        self.node = node
+        self.proc = proc
+        self.instances = instances
+
+    def __repr__(self) -> str:
+        return f"{self.kind}@{self.node.name}"
+
+    @abstractmethod
+    def states(self) -> list[tuple[str, str]]:
+        """(instance name, state) in the order the implementation reported them."""
+
+    def state(self, instance: str = "VI_1") -> str | None:
+        """The latest reported state of ``instance`` (None before the first report)."""
+        found = [state for name, state in self.states() if name == instance]
+        return found[-1] if found else None
+
+    def wait_state(self, state: str, *, timeout: float, instance: str = "VI_1") -> float:
+        """Wait until ``instance`` reports ``state``; returns the monotonic time it was seen."""
+
+        def reached() -> bool:
+            if not self.proc.alive():
+                raise LabError(f"{self} exited ({self.proc.popen.returncode}):\n{self.output()}")
+            return self.state(instance) == state
+
+        return wait_for(reached, timeout, what=f"{self} {instance} to be {state}", interval=0.01)
+
+    def output(self) -> str:
+        return self.proc.output()[-4000:]
+
+    def kill(self) -> float:
+        return self.proc.kill()
+
+    def terminate(self) -> float:
+        return self.proc.terminate()
+
+
+class AgentSpeaker(Speaker):
+    kind = "agent"
+    _TRANSITION = re.compile(r"(\S+): (\w+) -> (\w+) \(")
+
+    def states(self) -> list[tuple[str, str]]:
+        return [(m.group(1), m.group(3)) for m in self._TRANSITION.finditer(self.proc.output())]
+
+
+class KeepalivedSpeaker(Speaker):
+    kind = "keepalived"
+
+    def __init__(
+        self, node: Node, proc: Proc, instances: tuple[Instance, ...], notify_log: Path
+    ) -> None:
+        super().__init__(node, proc, instances)
+        self.notify_log = notify_log
+
+    def states(self) -> list[tuple[str, str]]:
+        try:
+            lines = self.notify_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [(line.split()[0], line.split()[1]) for line in lines if len(line.split()) >= 2]
+
+    def log_problems(self) -> list[str]:
+        """keepalived log lines that complain about received packets (keepalived.md §14)."""
+        words = re.compile(r"invalid|checksum|error|bogus|mismatch", re.IGNORECASE)
+        return [line for line in self.proc.output().splitlines() if words.search(line)]
+
+
+def start_agent(node: Node, *instances: Instance, log_level: str = "info") -> AgentSpeaker:
+    """Write a config for ``instances`` and start ``vrrp-agent run`` in ``node``."""
+    tag = _unique(node, "agent")
+    config = node.lab.workdir / f"{tag}.toml"
+    config.write_text(agent_toml(instances, log_level=log_level))
+    proc = node.spawn([*agent_command(), "run", "--config", str(config)], name=tag)
+    return AgentSpeaker(node, proc, instances)
+
+
+def start_keepalived(node: Node, *instances: Instance) -> KeepalivedSpeaker:
+    """Write a keepalived.conf for ``instances``, check it with ``-t``, then start keepalived."""
+    tag = _unique(node, "keepalived")
+    workdir = node.lab.workdir
+    notify_log = workdir / f"{tag}.states"
+    script = workdir / f"{tag}-notify.sh"
+    script.write_text(_NOTIFY_SCRIPT.format(path=notify_log))
+    script.chmod(0o755)
+    config = workdir / f"{tag}.conf"
+    config.write_text(keepalived_conf(instances, router_id=node.name, notify=script))
+    checked = node.run(["keepalived", "-t", "-f", str(config)], check=False)
+    if checked.returncode != 0:
+        raise LabError(f"keepalived -t rejected {config}:\n{checked.stdout}{checked.stderr}")
+    argv = ["keepalived", "-n", "-l", "-D", "-G", "-R", "--vrrp", "-f", str(config)]
+    argv += ["-p", str(workdir / f"{tag}.pid"), "-r", str(workdir / f"{tag}-vrrp.pid")]
+    return KeepalivedSpeaker(node, node.spawn(argv, name=tag), instances, notify_log)
+
+
+def skew_time(instance: Instance) -> float:
+    """Skew_Time in seconds (RFC 3768 §6.1 for v2, RFC 9568 §6.1 for v3; protocol.md §5)."""
+    if instance.version == 2:
+        return (256 - instance.priority) / 256
+    return (256 - instance.priority) * instance.advert_interval / 256
+
+
+def master_down_interval(instance: Instance) -> float:
+    """How long a backup with this config waits after the master's last advert, in seconds."""
+    return 3 * instance.advert_interval + skew_time(instance)
