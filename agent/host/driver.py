@@ -30,12 +30,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Final, Protocol
 
-from agent.core.packet import Advertisement, ReceivePolicy, RejectReason, classify
+from agent.core.packet import Advertisement, ChecksumForm, ReceivePolicy, RejectReason, classify
 from agent.core.router import (
+    Action,
     AddVips,
     RemoveVips,
     SendAdvertisement,
     SendGratuitousArp,
+    State,
     StateChanged,
     VirtualRouter,
 )
@@ -53,6 +55,26 @@ LOG_INTERVAL: Final = 10.0
 #: Rejects that are routine on a shared LAN (other VRRP groups, our own looped adverts):
 #: logged at DEBUG; everything else points at a misconfiguration or an attack: WARNING.
 ROUTINE_REJECTS: Final = frozenset({RejectReason.UNKNOWN_VRID, RejectReason.OWN_ADVERT})
+
+
+class KernelPeer(Protocol):
+    """The part of an eBPF peer record the driver needs in kernel-only mode."""
+
+    @property
+    def master(self) -> IPv4Address: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def interval_cs(self) -> int: ...
+
+    @property
+    def last_reset(self) -> float | None: ...
+
+
+#: Called after every state change of a router, once its actions have run.
+StateObserver = Callable[["RouterDriver", StateChanged], None]
 
 
 class VipTable(Protocol):
@@ -119,8 +141,14 @@ class RouterDriver:
         send_advert: Callable[[bytes], None],
         send_garp: Callable[[Sequence[IPv4Interface], int], None],
         vips: VipTable,
+        kernel_peer: Callable[[], KernelPeer | None] | None = None,
     ) -> None:
         self.router = router
+        #: Observers of state changes (notify scripts, sync groups, the eBPF filter):
+        #: critical work lives in the core's actions, observers only follow.
+        self.observers: list[StateObserver] = []
+        #: In kernel-only mode, the eBPF peer record of this VRID (None otherwise).
+        self._kernel_peer = kernel_peer
         self.ifname = ifname
         self.ifindex = ifindex
         self._loop = loop
@@ -157,6 +185,16 @@ class RouterDriver:
         self.router.receive(advert, self._loop.time())
         self._after_input()
 
+    def update(self, change: Callable[[float], None]) -> None:
+        """Apply any other input (fault, priority, sync group) and run its actions.
+
+        ``change`` receives ``now``; e.g. ``driver.update(partial(router.set_fault, c, True))``.
+        """
+        if self._stopped:
+            return
+        change(self._loop.time())
+        self._after_input()
+
     async def shutdown(self) -> None:
         """Give up the router (priority-0 advert, VIPs removed) and wait for the kernel."""
         if not self._stopped:
@@ -178,8 +216,50 @@ class RouterDriver:
         self._timer_at = None
         if self._stopped or deadline is None:
             return
-        self.router.handle_timer(max(deadline, self._loop.time()))
+        now = max(deadline, self._loop.time())
+        if self._catch_up_with_kernel():
+            self._after_input()
+            next_deadline = self.router.next_deadline()
+            if next_deadline is not None and next_deadline > now:
+                return
+        self.router.handle_timer(now)
         self._after_input()
+
+    def _catch_up_with_kernel(self) -> bool:
+        """Kernel-only mode: feed the core the last timer-resetting advert the kernel kept.
+
+        The eBPF program absorbs adverts that change nothing, so a backup's userspace
+        sleeps until its Master_Down_Timer; before acting on it we read the peer map and,
+        if an advert reset the timer meanwhile (RFC 9568 §6.4.2), replay it at the time
+        the kernel saw it, which moves the deadline exactly where per-packet processing
+        would have put it. Returns True when something was fed.
+        """
+        if self._kernel_peer is None or self.router.state is not State.BACKUP:
+            return False
+        record = self._kernel_peer()
+        if record is None or record.last_reset is None:
+            return False
+        last_fed = self.router.last_advert_at
+        if last_fed is not None and record.last_reset <= last_fed:
+            return False
+        # The record holds the newest accepted advert; the one that reset the timer had
+        # priority 0, at least ours, or arrived with preempt off (the kernel's rule).
+        priority = (
+            record.priority if record.priority == 0 else max(record.priority, self.router.priority)
+        )
+        self.router.receive(
+            Advertisement(
+                version=self.router.config.version,
+                vrid=self.router.config.vrid,
+                priority=priority,
+                interval_cs=record.interval_cs,
+                addresses=(),
+                source=record.master,
+                checksum_form=ChecksumForm.PSEUDO_HEADER,
+            ),
+            record.last_reset,
+        )
+        return True
 
     def _after_input(self) -> None:
         self._execute_actions()
@@ -202,18 +282,25 @@ class RouterDriver:
         self._timer_at = None
 
     def _execute_actions(self) -> None:
-        for action in self.router.pop_actions():
-            match action:
-                case SendAdvertisement(priority=priority):
-                    self._send(self.router.encode_advertisement(priority))
-                case AddVips(vips=vips):
-                    self._enqueue(self._add_vips(vips))
-                case RemoveVips(vips=vips):
-                    self._enqueue(self._remove_vips(vips))
-                case SendGratuitousArp(vips=vips, count=count):
-                    self._enqueue(self._garp(vips, count))
-                case StateChanged(old=old, new=new, reason=reason):
-                    log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
+        # Observers may feed this router again (a sync group), so drain until empty.
+        while actions := self.router.pop_actions():
+            for action in actions:
+                self._execute(action)
+
+    def _execute(self, action: Action) -> None:
+        match action:
+            case SendAdvertisement(priority=priority):
+                self._send(self.router.encode_advertisement(priority))
+            case AddVips(vips=vips):
+                self._enqueue(self._add_vips(vips))
+            case RemoveVips(vips=vips):
+                self._enqueue(self._remove_vips(vips))
+            case SendGratuitousArp(vips=vips, count=count):
+                self._enqueue(self._garp(vips, count))
+            case StateChanged(old=old, new=new, reason=reason):
+                log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
+                for observer in self.observers:
+                    observer(self, action)
 
     def _send(self, message: bytes) -> None:
         try:

@@ -330,3 +330,62 @@ async def test_rejects_are_logged_at_most_once_per_interval_with_the_count_since
             "eth0: dropped 2 datagram(s) since the last report: bad_ip_header"
         ]
     assert receiver.rejects.totals == {"bad_ttl": 5, "bad_ip_header": 3}
+
+
+class FakePeerRecord:
+    """What the eBPF peer map would hold: the master heard at ``last_reset``."""
+
+    def __init__(self, priority: int, last_reset: float | None) -> None:
+        self.master = PEER
+        self.priority = priority
+        self.interval_cs = 10
+        self.last_reset = last_reset
+
+
+@pytest.mark.asyncio
+async def test_kernel_only_backup_replays_the_kernels_last_advert_instead_of_taking_over() -> None:
+    """No advert reaches userspace, yet the peer map shows a live master: stay backup."""
+    loop = asyncio.get_running_loop()
+    kernel = Kernel()
+    vr = router(priority=100, interval_cs=10)
+    record = FakePeerRecord(priority=200, last_reset=None)
+    driver = RouterDriver(
+        vr,
+        loop=loop,
+        ifname="eth0",
+        ifindex=2,
+        send_advert=kernel.send_advert,
+        send_garp=kernel.send_garp,
+        vips=kernel,
+        kernel_peer=lambda: record if record.last_reset is not None else None,
+    )
+    took_over = asyncio.Event()
+    driver.observers.append(
+        lambda d, change: took_over.set() if change.new is State.MASTER else None
+    )
+    driver.start()
+    for _ in range(10):  # a live master, as the kernel sees it, for about 1.2 s
+        record.last_reset = loop.time()
+        await asyncio.sleep(0.12)
+    assert vr.state is State.BACKUP
+    assert vr.master_address == PEER
+    # The master goes silent: the backup takes over one master-down interval after the
+    # kernel's last timer-resetting advert.
+    silent_since = record.last_reset
+    deadline = silent_since + vr.master_down_interval
+    await asyncio.wait_for(took_over.wait(), timeout=2)
+    assert loop.time() >= deadline
+    assert loop.time() < deadline + 0.1
+    await driver.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_observers_see_each_state_change_after_its_actions() -> None:
+    kernel = Kernel()
+    vr = router(priority=255)
+    driver = make_driver(vr, kernel)
+    seen: list[tuple[str, str]] = []
+    driver.observers.append(lambda d, change: seen.append((change.old, change.new)))
+    driver.start()
+    await driver.shutdown()
+    assert seen == [("INITIALIZE", "MASTER"), ("MASTER", "INITIALIZE")]
