@@ -1,4 +1,5 @@
-"""The ``vrrp-agent`` command: ``check`` a configuration, ``run`` the agent.
+"""The ``vrrp-agent`` command: ``check`` a configuration, ``run`` the agent, print the
+``config`` built from OpenShift ipfailover's environment.
 
 Every mistake a user can make (a missing or malformed file, an invalid value, a missing
 privilege or interface at start-up) ends as one ``error: ...`` line on stderr and exit
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from ipaddress import AddressValueError, IPv4Address, IPv4Interface
 
 from agent import __version__
-from agent.config import AgentConfig, ConfigError, InstanceConfig, load_config
+from agent.config import AgentConfig, ConfigError, InstanceConfig, load_config, parse_config
+from agent.host.errors import HostError
+from agent.ipfailover import NodeFacts, build_document, read_environment
+from agent.tomlout import dumps
 
 #: Exit status for usage and configuration errors (argparse uses 2 as well).
 EXIT_USAGE = 2
@@ -28,6 +34,10 @@ examples:
       validate a configuration file and print a summary of its instances
   vrrp-agent run --config /etc/vrrp-agent/vrrp-agent.toml
       run the agent in the foreground (as root, or with CAP_NET_RAW and CAP_NET_ADMIN)
+  OPENSHIFT_HA_VIRTUAL_IPS=10.0.0.5-7 vrrp-agent config --from-env
+      print the configuration the OpenShift ipfailover variables give on this node
+  vrrp-agent run --from-env
+      run the agent configured from the OPENSHIFT_HA_* variables (ipfailover pods)
   python -m agent check systemd/vrrp-agent.example.toml
       the same without the installed script
 
@@ -46,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("error: a command is required: check or run", file=sys.stderr)
+        print("error: a command is required: check, config or run", file=sys.stderr)
         return EXIT_USAGE
+    if args.command in ("config", "run") and args.from_env:
+        return _from_env(args)
+    if (args.node_interface, args.node_address) != (None, None):
+        return _fail("--node-interface and --node-address only apply with --from-env")
     try:
         config = load_config(args.config)
     except ConfigError as error:
@@ -75,17 +89,109 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("config", metavar="CONFIG", help="path of the TOML configuration file")
-    run = commands.add_parser(
-        "run",
-        help="run the agent in the foreground",
-        description="Run the virtual routers of CONFIG until SIGTERM or SIGINT.",
+    check.set_defaults(node_interface=None, node_address=None)
+    config = commands.add_parser(
+        "config",
+        help="print the configuration built from the OPENSHIFT_HA_* variables",
+        description=(
+            "Build the configuration from OpenShift ipfailover's OPENSHIFT_HA_* environment "
+            "variables, exactly as `run --from-env` would, and print it as TOML."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument(
-        "--config", required=True, metavar="CONFIG", help="path of the TOML configuration file"
+    config.add_argument(
+        "--from-env",
+        action="store_true",
+        required=True,
+        help="read the OPENSHIFT_HA_* variables (the only source for now)",
     )
+    _node_options(config)
+    run = commands.add_parser(
+        "run",
+        help="run the agent in the foreground",
+        description=(
+            "Run the virtual routers of CONFIG, or of the OPENSHIFT_HA_* variables, until "
+            "SIGTERM or SIGINT."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="CONFIG", help="path of the TOML configuration file")
+    source.add_argument(
+        "--from-env",
+        action="store_true",
+        help="build the configuration from the OPENSHIFT_HA_* variables",
+    )
+    _node_options(run)
     return parser
+
+
+def _node_options(parser: argparse.ArgumentParser) -> None:
+    node = parser.add_argument_group(
+        "node facts (with --from-env; both or neither)",
+        "By default the interface is chosen as the ipfailover image does and the address "
+        "is the interface's primary IPv4 address, both looked up over netlink. Give them "
+        "to build a node's configuration elsewhere, or in tests.",
+    )
+    node.add_argument("--node-interface", metavar="IFNAME", help="the VRRP interface")
+    node.add_argument(
+        "--node-address",
+        metavar="ADDRESS",
+        type=_ipv4_address,
+        help="the node's own IPv4 address on it",
+    )
+
+
+def _ipv4_address(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except AddressValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def _from_env(args: argparse.Namespace) -> int:
+    """``config --from-env`` and ``run --from-env``: the same configuration either way."""
+    try:
+        settings = read_environment(os.environ)
+        if args.node_interface is not None and args.node_address is not None:
+            node = NodeFacts(args.node_interface, args.node_address)
+        elif (args.node_interface, args.node_address) == (None, None):
+            node = _lookup_node(settings.interface, settings.vips)
+        else:
+            return _fail("--node-interface and --node-address go together")
+        document = build_document(settings, node)
+        try:
+            config = parse_config(document)
+        except ConfigError as error:
+            raise ConfigError(f"configuration built from the environment: {error}") from None
+    except ConfigError as error:
+        return _fail(str(error))
+    except HostError as error:
+        return _fail(str(error))
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.command == "config":
+        print(dumps(document, _header(node)), end="")
+        return 0
+    return _run(config)
+
+
+def _lookup_node(interface: str | None, vips: tuple[IPv4Interface, ...]) -> NodeFacts:
+    # Imported here: pyroute2 is only needed when the facts come from the kernel.
+    from agent.host.nodefacts import lookup_node
+
+    return asyncio.run(lookup_node(interface, vips))
+
+
+def _header(node: NodeFacts) -> str:
+    return (
+        "vrrp-agent configuration built from the OPENSHIFT_HA_* environment variables\n"
+        f"(`vrrp-agent config --from-env`) for interface {node.interface}, node address "
+        f"{node.address}.\nCheck it with `vrrp-agent check FILE`; run it with "
+        "`vrrp-agent run --config FILE`."
+    )
 
 
 def _summary(path: str, config: AgentConfig) -> str:
@@ -110,7 +216,6 @@ def _run(config: AgentConfig) -> int:
     # Imported here so that `check` works without the host layer's dependencies
     # (pyroute2, raw sockets) and stays quick.
     from agent import daemon
-    from agent.host.errors import HostError
     from agent.log import setup_logging
 
     setup_logging(config.global_.log_level)

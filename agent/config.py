@@ -17,7 +17,16 @@ RFC 3768 §5.3.7), VIPs become :class:`~ipaddress.IPv4Interface` objects. The da
 are configuration only; runtime state lives in :class:`agent.core.router.VirtualRouter`,
 built from :meth:`InstanceConfig.router_config`.
 
-This module does no I/O apart from reading the one file it is given.
+Check scripts (``[[script]]``), notify scripts and sync groups are validated here too,
+so that a typo in a script path is a start-up error rather than a check that fails at
+every interval: paths must be absolute, exist, be regular files and be executable, and
+``user`` names are resolved to ids now (NSS lookups block, so they must not happen on the
+event loop). :meth:`AgentConfig.check_scripts`, :meth:`InstanceConfig.tcp_check` and
+:meth:`AgentConfig.notify_scripts` hand the daemon the objects that
+:mod:`agent.host.scripts` and :mod:`agent.host.notify` run.
+
+This module does no I/O apart from reading the one file it is given and looking at the
+script paths and users it names.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +50,8 @@ from agent.core.constants import MAX_ADDRESSES, V2_AUTH_DATA_LEN, V2_MAX_INTERVA
 from agent.core.constants import V3_MAX_INTERVAL_CS as _V3_MAX_INTERVAL_CS
 from agent.core.packet import AuthType, ChecksumForm
 from agent.core.router import GarpSettings, RouterConfig
+from agent.host.notify import DEFAULT_NOTIFY_TIMEOUT, Command, Kind, NotifyScripts
+from agent.host.scripts import CheckScript, ScriptUser, TcpCheck, resolve_user
 from agent.log import LEVELS as LOG_LEVELS
 
 _T = TypeVar("_T")
@@ -54,7 +67,26 @@ AUTH_TYPES: Mapping[str, AuthType] = {"none": AuthType.NONE, "pass": AuthType.SI
 
 _DEFAULT_GARP = GarpSettings()
 
-_GLOBAL_KEYS = ("log_level",)
+#: Seconds between two runs of a check script or TCP check when not configured (the
+#: OpenShift image's ``OPENSHIFT_HA_CHECK_INTERVAL`` default; keepalived's is 1).
+DEFAULT_CHECK_INTERVAL = 2.0
+#: Bounds of a tracking weight (keepalived.conf(5): -253..253, so that no weight can move a
+#: priority across the whole 1..254 range in one step).
+MAX_WEIGHT = 253
+#: Bounds of ``rise`` and ``fall``.
+MAX_RISE_FALL = 100
+
+_GLOBAL_KEYS = ("log_level", "notify_fifo", "script_user")
+_SCRIPT_KEYS = ("name", "path", "args", "interval", "timeout", "rise", "fall", "weight", "user")
+_NOTIFY_KEYS = (
+    "notify",
+    "notify_master",
+    "notify_backup",
+    "notify_fault",
+    "notify_stop",
+    "notify_timeout",
+)
+_TRACK_KEYS = ("name", "weight")
 _INSTANCE_KEYS = (
     "name",
     "interface",
@@ -72,8 +104,16 @@ _INSTANCE_KEYS = (
     "garp_master_repeat",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "track_scripts",
+    "track_interfaces",
+    "dont_track_primary",
+    "monitor_port",
+    "monitor_interval",
+    "monitor_timeout",
+    *_NOTIFY_KEYS,
 )
-_TOP_KEYS = ("global", "instance")
+_SYNC_GROUP_KEYS = ("name", "instances", *_NOTIFY_KEYS)
+_TOP_KEYS = ("global", "script", "instance", "sync_group")
 
 #: keepalived.conf keywords people will carry over, and what to write instead. The
 #: generic "did you mean" match cannot find these because the names differ too much.
@@ -82,6 +122,10 @@ _KEEPALIVED_HINTS: Mapping[str, str] = {
     "virtual_ipaddress": 'use "vips"',
     "nopreempt": 'use "preempt = false"',
     "authentication": 'use "auth_type" and "auth_pass" (VRRPv2 only)',
+    "vrrp_script": "use [[script]] tables",
+    "vrrp_sync_group": "use [[sync_group]] tables",
+    "track_script": 'use "track_scripts"',
+    "track_interface": 'use "track_interfaces"',
     "state": (
         "there is no initial state: every instance starts in Initialize and priority 255 "
         "(address owner) becomes master at once (RFC 9568 §6.4.1)"
@@ -113,6 +157,134 @@ class GlobalConfig:
     #: One of ``debug``, ``info``, ``warning``, ``error`` (the names
     #: :func:`agent.log.setup_logging` takes). Default ``info``.
     log_level: str = "info"
+    #: Absolute path of a named pipe that gets one line per state change in keepalived's
+    #: format (``INSTANCE "VI_1" MASTER 100``); created (mode 0600) if missing. Default
+    #: none.
+    notify_fifo: str | None = None
+    #: The user (and group) check and notify scripts run as when they name none
+    #: themselves (keepalived's ``script_user``), resolved when the file is loaded.
+    #: Default none: scripts run as the agent's own user.
+    script_user: ScriptUser | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptConfig:
+    """One ``[[script]]``: a check run periodically (keepalived ``vrrp_script``).
+
+    Exit status 0 is success; anything else, a signal or the timeout is a failure
+    (keepalived.md §3). Instances take part through their ``track_scripts``; a script
+    tracked by several instances still runs once per interval.
+    """
+
+    #: Unique among the scripts; what ``track_scripts`` names. Same character rules as
+    #: instance names. Required.
+    name: str
+    #: Absolute path of an existing executable regular file, run without a shell.
+    #: Required.
+    path: str
+    #: Arguments passed after the path. Default none.
+    args: tuple[str, ...] = ()
+    #: Seconds between the starts of two runs, > 0. Default 2.
+    interval: float = DEFAULT_CHECK_INTERVAL
+    #: Seconds a run may take before its process group is killed (a failure), > 0.
+    #: Written as ``timeout``; when absent, the interval.
+    timeout: float = DEFAULT_CHECK_INTERVAL
+    #: Consecutive successes that make a failed script OK again, 1..100. Default 1.
+    rise: int = 1
+    #: Consecutive failures that make an OK script failed, 1..100. Default 1.
+    fall: int = 1
+    #: -253..253. 0: a failed script puts the tracking instances in FAULT; > 0 is added to
+    #: their priority while the script is OK; < 0 is subtracted while it fails. An
+    #: instance's ``track_scripts`` entry may override it. Default 0.
+    weight: int = 0
+    #: Who the script runs as, from ``user = "name"`` or ``"name:group"``. Default: the
+    #: global ``script_user``, else the agent's own user.
+    user: ScriptUser | None = None
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (self.path, *self.args)
+
+    def check_script(self, default_user: ScriptUser | None = None) -> CheckScript:
+        """The runnable check (:class:`agent.host.scripts.CheckScript`); ``default_user``
+        is the global ``script_user``, used when the script names no user."""
+        return CheckScript(
+            name=self.name,
+            argv=self.argv,
+            interval=self.interval,
+            timeout=self.timeout,
+            rise=self.rise,
+            fall=self.fall,
+            user=self.user if self.user is not None else default_user,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedScript:
+    """One entry of an instance's ``track_scripts``."""
+
+    #: The ``[[script]]`` it refers to.
+    name: str
+    #: The weight this instance applies: the entry's own ``weight`` if it has one, else
+    #: the script's. -253..253, 0 = FAULT while failing.
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedInterface:
+    """An interface whose link state an instance follows (keepalived ``track_interface``)."""
+
+    #: Linux interface name.
+    name: str
+    #: 0: link down puts the instance in FAULT; otherwise added to the priority while
+    #: up (> 0) or subtracted while down (< 0), -253..253. Default 0.
+    weight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notify scripts of an instance or sync group (keepalived.md §5).
+
+    Each command is an absolute path to an executable and its configured arguments. The
+    generic ``notify`` gets four more: ``INSTANCE`` or ``GROUP``, the name, the new state
+    (``MASTER``, ``BACKUP``, ``FAULT``, ``STOP``) and the priority.
+    """
+
+    #: Generic script, run after the per-state one on every change. Default none.
+    notify: tuple[str, ...] | None = None
+    #: Run on entering MASTER (``notify_master``). Default none.
+    master: tuple[str, ...] | None = None
+    #: Run on entering BACKUP (``notify_backup``). Default none.
+    backup: tuple[str, ...] | None = None
+    #: Run on entering FAULT (``notify_fault``). Default none.
+    fault: tuple[str, ...] | None = None
+    #: Run when the agent stops the instance (``notify_stop``). Default none.
+    stop: tuple[str, ...] | None = None
+    #: Seconds one call may run before its process group is killed, > 0. Default 10.
+    timeout: float = DEFAULT_NOTIFY_TIMEOUT
+
+    @property
+    def configured(self) -> bool:
+        """Whether any script is set."""
+        return any(
+            command is not None
+            for command in (self.notify, self.master, self.backup, self.fault, self.stop)
+        )
+
+    def scripts(self, user: ScriptUser | None = None) -> NotifyScripts:
+        """The dispatcher's view (:class:`agent.host.notify.NotifyScripts`), every command
+        run as ``user`` (the global ``script_user``)."""
+
+        def command(argv: tuple[str, ...] | None) -> Command | None:
+            return None if argv is None else Command(argv, user)
+
+        return NotifyScripts(
+            notify=command(self.notify),
+            master=command(self.master),
+            backup=command(self.backup),
+            fault=command(self.fault),
+            stop=command(self.stop),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +331,49 @@ class InstanceConfig:
     garp_master_refresh: float = _DEFAULT_GARP.master_refresh
     #: Gratuitous ARPs per VIP in each refresh burst, 1..100. Default 1.
     garp_master_refresh_repeat: int = _DEFAULT_GARP.master_refresh_repeat
+    #: The ``[[script]]`` checks this instance follows, in file order. Default none.
+    track_scripts: tuple[TrackedScript, ...] = ()
+    #: The interfaces listed in ``track_interfaces``, in file order (the instance's own
+    #: interface is added by :attr:`tracked_interfaces`). Default none.
+    track_interfaces: tuple[TrackedInterface, ...] = ()
+    #: Whether link down on the instance's own interface is ignored (keepalived's
+    #: ``dont_track_primary``). Default false: it means FAULT.
+    dont_track_primary: bool = False
+    #: TCP port of the default check, 0..65535: when the instance tracks no script, a
+    #: TCP connect to the node's own address on this port (ipfailover.md §5). 0 = no
+    #: check. Default 0.
+    monitor_port: int = 0
+    #: Seconds between two TCP checks, > 0. Default 2.
+    monitor_interval: float = DEFAULT_CHECK_INTERVAL
+    #: Seconds a TCP connect may take before it counts as failed, > 0. Written as
+    #: ``monitor_timeout``; when absent, the interval.
+    monitor_timeout: float = DEFAULT_CHECK_INTERVAL
+    #: The instance's notify scripts and their timeout. Default none.
+    notify: NotifyConfig = NotifyConfig()
+
+    @property
+    def tracked_interfaces(self) -> tuple[TrackedInterface, ...]:
+        """Every interface whose link state matters: the instance's own first, with
+        weight 0 (link down = FAULT, as in keepalived) unless ``dont_track_primary`` is
+        set or ``track_interfaces`` lists it with its own weight, then the listed ones."""
+        listed = {tracked.name for tracked in self.track_interfaces}
+        if self.dont_track_primary or self.interface in listed:
+            return self.track_interfaces
+        return (TrackedInterface(self.interface), *self.track_interfaces)
+
+    def tcp_check(self, address: IPv4Address) -> TcpCheck | None:
+        """The default TCP check to ``address`` (the node's own address on the interface,
+        which only the host layer knows), or None when the instance tracks scripts or
+        ``monitor_port`` is 0. Its weight is 0: failing means FAULT."""
+        if self.track_scripts or not self.monitor_port:
+            return None
+        return TcpCheck(
+            name=f"{self.name}:tcp/{self.monitor_port}",
+            address=address,
+            port=self.monitor_port,
+            interval=self.monitor_interval,
+            timeout=self.monitor_timeout,
+        )
 
     def router_config(self, primary_address: IPv4Address) -> RouterConfig:
         """The protocol core's view of this instance.
@@ -189,6 +404,18 @@ class InstanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncGroupConfig:
+    """One ``[[sync_group]]``: instances that change state together (keepalived.md §4)."""
+
+    #: Unique among the sync groups; ``$2`` of the group's notify calls. Required.
+    name: str
+    #: Names of the member instances, at least 2; an instance is in at most one group.
+    instances: tuple[str, ...]
+    #: The group's notify scripts (``$1`` = ``GROUP``). Default none.
+    notify: NotifyConfig = NotifyConfig()
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """A whole, validated configuration file."""
 
@@ -196,6 +423,48 @@ class AgentConfig:
     global_: GlobalConfig
     #: The ``[[instance]]`` tables in file order; at least one.
     instances: tuple[InstanceConfig, ...]
+    #: The ``[[script]]`` tables in file order. Default none.
+    scripts: tuple[ScriptConfig, ...] = ()
+    #: The ``[[sync_group]]`` tables in file order. Default none.
+    sync_groups: tuple[SyncGroupConfig, ...] = ()
+
+    def script(self, name: str) -> ScriptConfig:
+        """The ``[[script]]`` called ``name`` (KeyError if there is none)."""
+        for script in self.scripts:
+            if script.name == name:
+                return script
+        raise KeyError(name)
+
+    def check_scripts(self) -> dict[str, CheckScript]:
+        """A runnable check per ``[[script]]`` that some instance tracks, by name, with
+        the global ``script_user`` applied. Run each once, whatever the number of
+        instances tracking it, and give its results to all of them."""
+        tracked = {entry.name for inst in self.instances for entry in inst.track_scripts}
+        return {
+            script.name: script.check_script(self.global_.script_user)
+            for script in self.scripts
+            if script.name in tracked
+        }
+
+    def notify_scripts(self) -> dict[tuple[Kind, str], NotifyScripts]:
+        """What :class:`agent.host.notify.NotifyDispatcher` takes: the notify scripts of
+        every instance and sync group that has some, run as the global ``script_user``."""
+        user = self.global_.script_user
+        scripts: dict[tuple[Kind, str], NotifyScripts] = {}
+        for instance in self.instances:
+            if instance.notify.configured:
+                scripts[Kind.INSTANCE, instance.name] = instance.notify.scripts(user)
+        for group in self.sync_groups:
+            if group.notify.configured:
+                scripts[Kind.GROUP, group.name] = group.notify.scripts(user)
+        return scripts
+
+    def sync_group_of(self, instance: str) -> SyncGroupConfig | None:
+        """The sync group the instance called ``instance`` belongs to, if any."""
+        for group in self.sync_groups:
+            if instance in group.instances:
+                return group
+        return None
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -230,20 +499,27 @@ def parse_config(document: Mapping[str, Any]) -> AgentConfig:
     """Validate an already parsed TOML document (as :func:`tomllib.loads` returns it)."""
     top = _Table(document, "", _TOP_KEYS)
     global_ = _parse_global(top.table("global", _GLOBAL_KEYS))
-    raw_instances = top.required("instance", "at least one [[instance]] is required")
-    if not isinstance(raw_instances, list) or not all(isinstance(t, dict) for t in raw_instances):
-        raise ConfigError(
-            f"instance: must be an array of tables written as [[instance]], "
-            f"got {_type_name(raw_instances)}"
-        )
-    if not raw_instances:
-        raise ConfigError("instance: at least one [[instance]] is required")
+    # Scripts first: instances refer to them by name.
+    scripts: dict[str, ScriptConfig] = {}
+    for table in top.tables("script", _SCRIPT_KEYS):
+        script = _parse_script(table)
+        if script.name in scripts:
+            raise ConfigError(
+                f"{table.at('name')}: {_show(script.name)} is already used by "
+                f"script[{list(scripts).index(script.name)}]"
+            )
+        scripts[script.name] = script
     instances = tuple(
-        _parse_instance(_Table(raw, f"instance[{index}]", _INSTANCE_KEYS))
-        for index, raw in enumerate(raw_instances)
+        _parse_instance(table, scripts)
+        for table in top.tables("instance", _INSTANCE_KEYS, required=True)
     )
     _check_unique(instances)
-    return AgentConfig(global_=global_, instances=instances)
+    return AgentConfig(
+        global_=global_,
+        instances=instances,
+        scripts=tuple(scripts.values()),
+        sync_groups=_parse_sync_groups(top, instances),
+    )
 
 
 def _describe_toml_error(error: tomllib.TOMLDecodeError) -> str:
@@ -255,16 +531,44 @@ def _describe_toml_error(error: tomllib.TOMLDecodeError) -> str:
 
 
 def _parse_global(table: _Table) -> GlobalConfig:
-    return GlobalConfig(log_level=table.choice("log_level", LOG_LEVELS, "info")[0])
+    return GlobalConfig(
+        log_level=table.choice("log_level", LOG_LEVELS, "info")[0],
+        notify_fifo=_fifo_path(table, "notify_fifo"),
+        script_user=_user(table, "script_user"),
+    )
 
 
-def _parse_instance(table: _Table) -> InstanceConfig:
+def _name(table: _Table) -> str:
+    """An instance, script or group name: it appears in logs and metric labels."""
     name = table.string("name")
     if not _NAME_RE.fullmatch(name):
         raise ConfigError(
             f"{table.at('name')}: must be 1..64 characters from A-Z a-z 0-9 _ . -, "
             f"got {_show(name)}"
         )
+    return name
+
+
+def _parse_script(table: _Table) -> ScriptConfig:
+    name = _name(table)
+    path = executable_path(table.required("path"), table.at("path"))
+    args = table.strings("args")
+    interval = table.positive_seconds("interval", DEFAULT_CHECK_INTERVAL)
+    return ScriptConfig(
+        name=name,
+        path=path,
+        args=args,
+        interval=interval,
+        timeout=table.positive_seconds("timeout", interval),
+        rise=table.integer("rise", 1, MAX_RISE_FALL, default=1),
+        fall=table.integer("fall", 1, MAX_RISE_FALL, default=1),
+        weight=table.integer("weight", -MAX_WEIGHT, MAX_WEIGHT, default=0),
+        user=_user(table, "user"),
+    )
+
+
+def _parse_instance(table: _Table, scripts: Mapping[str, ScriptConfig]) -> InstanceConfig:
+    name = _name(table)
     # Checked in the order of the README's table, so the first error reported is the
     # first one a reader of the file meets.
     interface = _interface(table)
@@ -278,6 +582,8 @@ def _parse_instance(table: _Table) -> InstanceConfig:
     if preempt_delay and not preempt:
         raise ConfigError(f"{table.at('preempt_delay')}: has no effect with preempt = false")
     auth_type, auth_pass = _auth(table, version)
+    track_scripts = _track_scripts(table, name, scripts)
+    monitor_port, monitor_interval, monitor_timeout = _monitor(table, track_scripts)
     return InstanceConfig(
         name=name,
         interface=interface,
@@ -303,22 +609,250 @@ def _parse_instance(table: _Table) -> InstanceConfig:
         garp_master_refresh_repeat=table.integer(
             "garp_master_refresh_repeat", 1, 100, default=_DEFAULT_GARP.master_refresh_repeat
         ),
+        track_scripts=track_scripts,
+        track_interfaces=_track_interfaces(table),
+        dont_track_primary=table.boolean("dont_track_primary", default=False),
+        monitor_port=monitor_port,
+        monitor_interval=monitor_interval,
+        monitor_timeout=monitor_timeout,
+        notify=_notify(table),
     )
 
 
+def _track_scripts(
+    table: _Table, instance: str, scripts: Mapping[str, ScriptConfig]
+) -> tuple[TrackedScript, ...]:
+    """``track_scripts``: names of ``[[script]]`` tables, or ``{name = ..., weight = ...}``
+    to give this instance its own weight for a shared script."""
+    tracked: list[TrackedScript] = []
+    for key, name, weight in _tracked_entries(table, "track_scripts", "a script name"):
+        if name not in scripts:
+            raise ConfigError(
+                f"{key}: instance {_show(instance)} tracks script {_show(name)}, but there is "
+                f"no [[script]] with that name{_name_hint(name, tuple(scripts), 'scripts')}"
+            )
+        if any(entry.name == name for entry in tracked):
+            raise ConfigError(f"{key}: script {_show(name)} is listed twice")
+        tracked.append(TrackedScript(name, scripts[name].weight if weight is None else weight))
+    return tuple(tracked)
+
+
+def _track_interfaces(table: _Table) -> tuple[TrackedInterface, ...]:
+    """``track_interfaces``: interface names, or ``{name = ..., weight = ...}``."""
+    tracked: list[TrackedInterface] = []
+    for key, name, weight in _tracked_entries(table, "track_interfaces", "an interface name"):
+        _check_ifname(name, key)
+        if any(entry.name == name for entry in tracked):
+            raise ConfigError(f"{key}: interface {_show(name)} is listed twice")
+        tracked.append(TrackedInterface(name, 0 if weight is None else weight))
+    return tuple(tracked)
+
+
+def _tracked_entries(table: _Table, key: str, what: str) -> list[tuple[str, str, int | None]]:
+    """(key path, name, weight or None) of each entry of a ``track_*`` array."""
+    entries: list[tuple[str, str, int | None]] = []
+    for index, item in enumerate(table.array(key)):
+        at = f"{table.at(key)}[{index}]"
+        if isinstance(item, str):
+            entries.append((at, item, None))
+        elif isinstance(item, dict):
+            entry = _Table(item, at, _TRACK_KEYS)
+            weight = entry.integer("weight", -MAX_WEIGHT, MAX_WEIGHT) if "weight" in item else None
+            entries.append((at, entry.string("name"), weight))
+        else:
+            raise ConfigError(
+                f'{at}: must be {what} or a table {{name = "...", weight = N}}, '
+                f"got {_type_name(item)}"
+            )
+    return entries
+
+
+def _monitor(table: _Table, track_scripts: tuple[TrackedScript, ...]) -> tuple[int, float, float]:
+    """``monitor_port``, ``monitor_interval``, ``monitor_timeout``: the default TCP check.
+
+    A check script *replaces* the TCP check (ipfailover.md §5, openshift/origin#12509), so
+    both together is an error rather than a silently unused port.
+    """
+    port = table.integer("monitor_port", 0, 65535, default=0)
+    if port and track_scripts:
+        raise ConfigError(
+            f"{table.at('monitor_port')}: the TCP check only runs for instances without "
+            "track_scripts (a check script replaces it); remove one of the two"
+        )
+    if not port:
+        reason = "only applies with a monitor_port other than 0"
+        table.forbid("monitor_interval", reason)
+        table.forbid("monitor_timeout", reason)
+    interval = table.positive_seconds("monitor_interval", DEFAULT_CHECK_INTERVAL)
+    return port, interval, table.positive_seconds("monitor_timeout", interval)
+
+
+def _notify(table: _Table) -> NotifyConfig:
+    return NotifyConfig(
+        notify=_command(table, "notify"),
+        master=_command(table, "notify_master"),
+        backup=_command(table, "notify_backup"),
+        fault=_command(table, "notify_fault"),
+        stop=_command(table, "notify_stop"),
+        timeout=table.positive_seconds("notify_timeout", DEFAULT_NOTIFY_TIMEOUT),
+    )
+
+
+def _command(table: _Table, key: str) -> tuple[str, ...] | None:
+    """A notify command: ``"/path"`` or ``["/path", "arg", ...]`` (no shell is involved,
+    so arguments are a list rather than one string to split)."""
+    if key not in table:
+        return None
+    value = table.required(key)
+    at = table.at(key)
+    if isinstance(value, str):
+        return (executable_path(value, at),)
+    if not isinstance(value, list):
+        raise ConfigError(
+            f'{at}: must be a path or an array ["/path", "arg", ...], got {_type_name(value)}'
+        )
+    if not value:
+        raise ConfigError(f'{at}: must not be empty; write ["/path", "arg", ...]')
+    args = table.strings(key)
+    return (executable_path(args[0], f"{at}[0]"), *args[1:])
+
+
+def executable_path(value: object, key: str) -> str:
+    """``value`` if it is an absolute path to an executable regular file, else a
+    :class:`ConfigError` naming ``key`` (a key path, or the environment variable
+    :mod:`agent.ipfailover` read it from).
+
+    Checked when the file is loaded so that a typo is a start-up error, not a check that
+    fails at every interval while the VIP quietly moves away (the OpenShift image hit
+    each of these: ipfailover.md §5, origin#12408, origin#12829).
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string (a path), got {_type_name(value)}")
+    if not os.path.isabs(value):
+        raise ConfigError(
+            f"{key}: must be an absolute path (scripts run without a shell or search "
+            f"path), got {_show(value)}"
+        )
+    try:
+        mode = os.stat(value).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{key}: {_show(value)} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"{key}: {_show(value)}: {error.strerror or error}") from None
+    except ValueError:  # an embedded NUL character
+        raise ConfigError(f"{key}: not a valid path, got {_show(value)}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{key}: {_show(value)} is not a regular file")
+    if not os.access(value, os.X_OK):
+        raise ConfigError(
+            f"{key}: {_show(value)} is not executable (chmod +x it; for a Kubernetes "
+            "ConfigMap volume use defaultMode: 0755)"
+        )
+    return value
+
+
+def _user(table: _Table, key: str) -> ScriptUser | None:
+    """``user`` or ``user:group``, resolved now: an unknown name is a start-up error."""
+    if key not in table:
+        return None
+    spec = table.string(key)
+    try:
+        return resolve_user(spec)
+    except ValueError as error:
+        raise ConfigError(f"{table.at(key)}: {error}") from None
+
+
+def _fifo_path(table: _Table, key: str) -> str | None:
+    """The notify FIFO: absolute, in an existing directory, and a FIFO if it exists (the
+    agent creates it otherwise)."""
+    if key not in table:
+        return None
+    path = table.string(key)
+    at = table.at(key)
+    if not os.path.isabs(path):
+        raise ConfigError(f"{at}: must be an absolute path, got {_show(path)}")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        if not os.path.isdir(os.path.dirname(path)):
+            raise ConfigError(
+                f"{at}: directory {_show(os.path.dirname(path))} does not exist"
+            ) from None
+        return path
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{at}: cannot use {_show(path)}: {error}") from None
+    if not stat.S_ISFIFO(mode):
+        raise ConfigError(f"{at}: {_show(path)} exists and is not a FIFO (named pipe)")
+    return path
+
+
+def _parse_sync_groups(
+    top: _Table, instances: tuple[InstanceConfig, ...]
+) -> tuple[SyncGroupConfig, ...]:
+    """``[[sync_group]]``: named sets of at least two existing instances, each instance in
+    at most one group (a member follows its group; two groups would disagree)."""
+    names = [instance.name for instance in instances]
+    groups: list[SyncGroupConfig] = []
+    member_of: dict[str, int] = {}
+    for index, table in enumerate(top.tables("sync_group", _SYNC_GROUP_KEYS)):
+        name = _name(table)
+        for other, group in enumerate(groups):
+            if group.name == name:
+                raise ConfigError(
+                    f"{table.at('name')}: {_show(name)} is already used by sync_group[{other}]"
+                )
+        members = table.strings("instances", required=True)
+        if len(members) < 2:
+            raise ConfigError(
+                f"{table.at('instances')}: a sync group needs at least 2 instances, "
+                f"got {len(members)}"
+            )
+        for position, member in enumerate(members):
+            at = f"{table.at('instances')}[{position}]"
+            if member not in names:
+                raise ConfigError(
+                    f"{at}: no [[instance]] named {_show(member)}"
+                    f"{_name_hint(member, tuple(names), 'instances')}"
+                )
+            if member in members[:position]:
+                raise ConfigError(f"{at}: instance {_show(member)} is listed twice")
+            if member in member_of:
+                other = member_of[member]
+                raise ConfigError(
+                    f"{at}: instance {_show(member)} is already in sync_group[{other}] "
+                    f"({_show(groups[other].name)}); an instance can be in one group only"
+                )
+            member_of[member] = index
+        groups.append(SyncGroupConfig(name=name, instances=members, notify=_notify(table)))
+    return tuple(groups)
+
+
+def _name_hint(name: str, known: tuple[str, ...], what: str) -> str:
+    if not known:
+        return f"; no {what} are defined"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f'; did you mean "{close[0]}"?'
+    return f"; defined {what}: {', '.join(known)}"
+
+
 def _interface(table: _Table) -> str:
-    """An interface name the kernel could accept (``dev_valid_name()`` in net/core/dev.c)."""
     name = table.string("interface")
+    _check_ifname(name, table.at("interface"))
+    return name
+
+
+def _check_ifname(name: str, key: str) -> None:
+    """An interface name the kernel could accept (``dev_valid_name()`` in net/core/dev.c)."""
     if (
         not 1 <= len(name) <= _IFNAME_MAX
         or name in (".", "..")
         or any(c == "/" or c == ":" or c.isspace() for c in name)
     ):
         raise ConfigError(
-            f"{table.at('interface')}: not a valid Linux interface name "
+            f"{key}: not a valid Linux interface name "
             f"(1..{_IFNAME_MAX} characters, no '/', ':' or spaces), got {_show(name)}"
         )
-    return name
 
 
 def _advert_interval_cs(table: _Table, version: int) -> int:
@@ -462,6 +996,44 @@ class _Table:
         """The key path of ``key`` in this table."""
         return f"{self._path}.{key}" if self._path else key
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def tables(self, key: str, known: tuple[str, ...], required: bool = False) -> list[_Table]:
+        """An array of tables written as ``[[key]]``; at least one when ``required``."""
+        raw = self._data.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+            raise ConfigError(
+                f"{self.at(key)}: must be an array of tables written as [[{key}]], "
+                f"got {_type_name(raw)}"
+            )
+        if required and not raw:
+            raise ConfigError(f"{self.at(key)}: at least one [[{key}]] is required")
+        return [_Table(item, f"{self.at(key)}[{index}]", known) for index, item in enumerate(raw)]
+
+    def array(self, key: str) -> list[object]:
+        """An optional array (empty when absent)."""
+        value = self._data.get(key, [])
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.at(key)}: must be an array, got {_type_name(value)}")
+        return value
+
+    def strings(self, key: str, required: bool = False) -> tuple[str, ...]:
+        """An array of strings (empty when absent unless ``required``)."""
+        if required:
+            self.required(key)
+        value = self._data.get(key, [])
+        if not isinstance(value, list):
+            raise ConfigError(
+                f"{self.at(key)}: must be an array of strings, got {_type_name(value)}"
+            )
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(
+                    f"{self.at(key)}[{index}]: must be a string, got {_type_name(item)}"
+                )
+        return tuple(value)
+
     def required(self, key: str, reason: str = "required key is missing") -> object:
         if key not in self._data:
             raise ConfigError(f"{self.at(key)}: {reason}")
@@ -519,6 +1091,13 @@ class _Table:
         if not math.isfinite(value):
             raise ConfigError(f"{self.at(key)}: must be a finite number, got {_show(value)}")
         return value
+
+    def positive_seconds(self, key: str, default: float) -> float:
+        """A duration that must be more than 0 (an interval or a timeout)."""
+        value = self.seconds(key, default)
+        if value <= 0:
+            raise ConfigError(f"{self.at(key)}: must be more than 0 seconds, got {_show(value)}")
+        return float(value)
 
     def bounded_seconds(self, key: str, low: float, high: float, default: float) -> float:
         value = self.seconds(key, default)

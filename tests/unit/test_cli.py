@@ -109,10 +109,23 @@ class TestRunCommand:
             f'error: {path}: instance[0].prio: unknown key; did you mean "priority"?\n'
         )
 
+    def test_config_and_from_env_exclude_each_other(self, tmp_path: Path) -> None:
+        result = vrrp_agent("run", "--config", write(tmp_path, VALID), "--from-env")
+        assert result.returncode == 2
+        assert "argument --from-env: not allowed with argument --config" in result.stderr
+
+    def test_node_options_need_from_env(self, tmp_path: Path) -> None:
+        path = write(tmp_path, VALID)
+        result = vrrp_agent("run", "--config", path, "--node-interface", "eth0")
+        assert (result.returncode, result.stderr) == (
+            2,
+            "error: --node-interface and --node-address only apply with --from-env\n",
+        )
+
     def test_config_is_required(self) -> None:
         result = vrrp_agent("run")
         assert result.returncode == 2
-        assert "the following arguments are required: --config" in result.stderr
+        assert "one of the arguments --config --from-env is required" in result.stderr
         assert "Traceback" not in result.stderr
 
 
@@ -160,7 +173,7 @@ class TestUsage:
     def test_no_command(self) -> None:
         result = vrrp_agent()
         assert result.returncode == 2
-        assert result.stderr.endswith("error: a command is required: check or run\n")
+        assert result.stderr.endswith("error: a command is required: check, config or run\n")
 
     def test_unknown_command(self) -> None:
         result = vrrp_agent("start")

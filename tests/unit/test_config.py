@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -15,11 +16,18 @@ from agent.config import (
     ConfigError,
     GlobalConfig,
     InstanceConfig,
+    NotifyConfig,
+    ScriptConfig,
+    SyncGroupConfig,
+    TrackedInterface,
+    TrackedScript,
     load_config,
     parse_config,
 )
 from agent.core.packet import AuthType, ChecksumForm
 from agent.core.router import GarpSettings, RouterConfig
+from agent.host.notify import Command, Kind, NotifyScripts
+from agent.host.scripts import CheckScript, TcpCheck, resolve_user
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "systemd" / "vrrp-agent.example.toml"
 
@@ -462,7 +470,7 @@ class TestDocumentShape:
 
     def test_unknown_key_without_a_close_match_lists_the_known_ones(self) -> None:
         assert error_of("[global]\nzzz = 1\n" + MINIMAL) == (
-            "global.zzz: unknown key; known keys: log_level"
+            "global.zzz: unknown key; known keys: log_level, notify_fifo, script_user"
         )
 
     def test_global_must_be_a_table(self) -> None:
@@ -550,13 +558,24 @@ KEYS = [line.split(" = ")[0] for line in MINIMAL.splitlines()[1:]] + [
     "garp_master_repeat",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "track_scripts",
+    "track_interfaces",
+    "dont_track_primary",
+    "monitor_port",
+    "monitor_interval",
+    "monitor_timeout",
+    "notify",
+    "notify_master",
+    "notify_timeout",
     "bogus",
 ]
 SCALARS = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(),
-    st.sampled_from(["none", "pass", "pseudo_header", "rfc9568", "10.0.0.1/24", "::1", "eth0"]),
+    st.sampled_from(
+        ["none", "pass", "pseudo_header", "rfc9568", "10.0.0.1/24", "::1", "eth0", "/bin/true"]
+    ),
     st.text(max_size=10),
     st.datetimes(),
 )
@@ -582,3 +601,417 @@ def test_any_document_is_a_config_or_a_config_error(overrides: dict[str, object]
         return
     assert message.startswith("instance[0].")
     assert "\n" not in message
+
+
+# --- Check scripts, tracking, notify scripts, sync groups (issue 4) -------------------------
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> dict[str, Path]:
+    """An executable script, a non-executable file and a directory, all absolute."""
+    check = tmp_path / "check.sh"
+    check.write_text("#!/bin/sh\nexit 0\n")
+    check.chmod(0o755)
+    plain = tmp_path / "plain.sh"
+    plain.write_text("#!/bin/sh\nexit 0\n")
+    plain.chmod(0o644)
+    return {"check": check, "plain": plain, "dir": tmp_path}
+
+
+def script(path: Path | str, *lines: str, name: str = "chk") -> str:
+    body = "".join(f"{line}\n" for line in lines)
+    return f'[[script]]\nname = "{name}"\npath = "{path}"\n{body}\n'
+
+
+class TestScripts:
+    def test_defaults(self, scripts: dict[str, Path]) -> None:
+        config = parse(script(scripts["check"]) + instance('track_scripts = ["chk"]'))
+        assert config.scripts == (ScriptConfig(name="chk", path=str(scripts["check"])),)
+        (chk,) = config.scripts
+        assert (chk.args, chk.interval, chk.timeout, chk.rise, chk.fall, chk.weight) == (
+            (),
+            2.0,
+            2.0,
+            1,
+            1,
+            0,
+        )
+        assert chk.user is None
+        assert config.instances[0].track_scripts == (TrackedScript("chk", 0),)
+
+    def test_every_key_and_the_runnable_check(self, scripts: dict[str, Path]) -> None:
+        text = script(
+            scripts["check"],
+            'args = ["--port", "8080"]',
+            "interval = 5",
+            "timeout = 1.5",
+            "rise = 3",
+            "fall = 2",
+            "weight = -20",
+            'user = "nobody:nogroup"',
+        ) + instance('track_scripts = ["chk"]')
+        config = parse(text)
+        nobody = resolve_user("nobody:nogroup")
+        assert config.check_scripts() == {
+            "chk": CheckScript(
+                name="chk",
+                argv=(str(scripts["check"]), "--port", "8080"),
+                interval=5.0,
+                timeout=1.5,
+                rise=3,
+                fall=2,
+                user=nobody,
+            )
+        }
+        assert config.instances[0].track_scripts == (TrackedScript("chk", -20),)
+
+    def test_timeout_defaults_to_the_interval(self, scripts: dict[str, Path]) -> None:
+        config = parse(script(scripts["check"], "interval = 7") + MINIMAL)
+        assert config.script("chk").timeout == 7.0
+
+    def test_global_script_user_applies_to_scripts_without_their_own(
+        self, scripts: dict[str, Path]
+    ) -> None:
+        text = (
+            '[global]\nscript_user = "nobody"\n'
+            + script(scripts["check"])
+            + script(scripts["check"], 'user = "root"', name="own")
+            + instance('track_scripts = ["chk", "own"]')
+        )
+        checks = parse(text).check_scripts()
+        assert checks["chk"].user == resolve_user("nobody")
+        assert checks["own"].user == resolve_user("root")
+
+    def test_untracked_scripts_are_not_run(self, scripts: dict[str, Path]) -> None:
+        assert parse(script(scripts["check"]) + MINIMAL).check_scripts() == {}
+
+    def test_relative_path(self, scripts: dict[str, Path]) -> None:
+        assert error_of(script("check.sh") + MINIMAL) == (
+            "script[0].path: must be an absolute path (scripts run without a shell or "
+            'search path), got "check.sh"'
+        )
+
+    def test_missing_path(self, scripts: dict[str, Path]) -> None:
+        missing = scripts["dir"] / "nope.sh"
+        assert error_of(script(missing) + MINIMAL) == f'script[0].path: "{missing}" does not exist'
+
+    def test_path_below_a_file(self, scripts: dict[str, Path]) -> None:
+        below = scripts["check"] / "x"
+        assert error_of(script(below) + MINIMAL) == f'script[0].path: "{below}" does not exist'
+
+    def test_directory(self, scripts: dict[str, Path]) -> None:
+        assert error_of(script(scripts["dir"]) + MINIMAL) == (
+            f'script[0].path: "{scripts["dir"]}" is not a regular file'
+        )
+
+    def test_not_executable(self, scripts: dict[str, Path]) -> None:
+        assert error_of(script(scripts["plain"]) + MINIMAL) == (
+            f'script[0].path: "{scripts["plain"]}" is not executable (chmod +x it; for a '
+            "Kubernetes ConfigMap volume use defaultMode: 0755)"
+        )
+
+    def test_path_is_required(self) -> None:
+        assert error_of('[[script]]\nname = "chk"\n' + MINIMAL) == (
+            "script[0].path: required key is missing"
+        )
+
+    def test_unknown_user(self, scripts: dict[str, Path]) -> None:
+        assert error_of(script(scripts["check"], 'user = "nosuchuser42"') + MINIMAL) == (
+            "script[0].user: unknown user 'nosuchuser42'"
+        )
+
+    def test_unknown_group(self, scripts: dict[str, Path]) -> None:
+        assert error_of(script(scripts["check"], 'user = "root:nosuchgroup42"') + MINIMAL) == (
+            "script[0].user: unknown group 'nosuchgroup42'"
+        )
+
+    def test_unknown_global_script_user(self) -> None:
+        assert error_of('[global]\nscript_user = "nosuchuser42"\n' + MINIMAL) == (
+            "global.script_user: unknown user 'nosuchuser42'"
+        )
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("interval = 0", "script[0].interval: must be more than 0 seconds, got 0"),
+            ("timeout = -1", "script[0].timeout: must be more than 0 seconds, got -1"),
+            ("rise = 0", "script[0].rise: must be 1..100, got 0"),
+            ("fall = 101", "script[0].fall: must be 1..100, got 101"),
+            ("weight = 254", "script[0].weight: must be -253..253, got 254"),
+            ("weight = -254", "script[0].weight: must be -253..253, got -254"),
+            ("args = [1]", "script[0].args[0]: must be a string, got integer"),
+            ('args = "-x"', "script[0].args: must be an array of strings, got string"),
+            ('script = "/bin/true"', 'script[0].script: unknown key; known keys: name, path, '
+             "args, interval, timeout, rise, fall, weight, user"),
+        ],
+    )  # fmt: skip
+    def test_value_errors(self, scripts: dict[str, Path], line: str, message: str) -> None:
+        assert error_of(script(scripts["check"], line) + MINIMAL) == message
+
+    def test_duplicate_names(self, scripts: dict[str, Path]) -> None:
+        text = script(scripts["check"]) + script(scripts["check"]) + MINIMAL
+        assert error_of(text) == 'script[1].name: "chk" is already used by script[0]'
+
+    def test_script_must_be_an_array_of_tables(self) -> None:
+        assert error_of('script = "x"\n' + MINIMAL) == (
+            "script: must be an array of tables written as [[script]], got string"
+        )
+
+    def test_keepalived_vrrp_script_gets_a_hint(self) -> None:
+        assert error_of("vrrp_script = 1\n" + MINIMAL) == (
+            "vrrp_script: unknown key (use [[script]] tables)"
+        )
+
+
+class TestTrackScripts:
+    def test_unknown_script_names_instance_and_script(self, scripts: dict[str, Path]) -> None:
+        text = script(scripts["check"]) + instance('track_scripts = ["chk", "chk_web"]')
+        assert error_of(text) == (
+            'instance[0].track_scripts[1]: instance "VI_1" tracks script "chk_web", but there '
+            'is no [[script]] with that name; did you mean "chk"?'
+        )
+
+    def test_unknown_script_without_any_scripts(self) -> None:
+        assert error_of(instance('track_scripts = ["chk"]')) == (
+            'instance[0].track_scripts[0]: instance "VI_1" tracks script "chk", but there is '
+            "no [[script]] with that name; no scripts are defined"
+        )
+
+    def test_weight_override_per_instance(self, scripts: dict[str, Path]) -> None:
+        text = script(scripts["check"], "weight = 10") + instance(
+            'track_scripts = [{name = "chk", weight = -20}]'
+        )
+        assert parse(text).instances[0].track_scripts == (TrackedScript("chk", -20),)
+
+    def test_table_entry_without_weight_keeps_the_scripts(self, scripts: dict[str, Path]) -> None:
+        text = script(scripts["check"], "weight = 10") + instance(
+            'track_scripts = [{name = "chk"}]'
+        )
+        assert parse(text).instances[0].track_scripts == (TrackedScript("chk", 10),)
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ('["chk", "chk"]', 'instance[0].track_scripts[1]: script "chk" is listed twice'),
+            ("[1]", 'instance[0].track_scripts[0]: must be a script name or a table '
+             '{name = "...", weight = N}, got integer'),
+            ('[{name = "chk", weight = 300}]',
+             "instance[0].track_scripts[0].weight: must be -253..253, got 300"),
+            ('[{name = "chk", wieght = 3}]',
+             'instance[0].track_scripts[0].wieght: unknown key; did you mean "weight"?'),
+            ('"chk"', "instance[0].track_scripts: must be an array, got string"),
+        ],
+    )  # fmt: skip
+    def test_errors(self, scripts: dict[str, Path], value: str, message: str) -> None:
+        assert error_of(script(scripts["check"]) + instance(f"track_scripts = {value}")) == message
+
+    def test_keepalived_track_script_gets_a_hint(self) -> None:
+        assert error_of(instance('track_script = ["chk"]')) == (
+            'instance[0].track_script: unknown key (use "track_scripts")'
+        )
+
+
+class TestMonitorPort:
+    ADDRESS = IPv4Address("10.0.0.1")
+
+    def test_default_is_no_tcp_check(self) -> None:
+        (vi,) = parse(MINIMAL).instances
+        assert vi.monitor_port == 0
+        assert vi.tcp_check(self.ADDRESS) is None
+
+    def test_tcp_check_to_the_node_address(self) -> None:
+        (vi,) = parse(instance("monitor_port = 8080", "monitor_interval = 3")).instances
+        assert vi.tcp_check(self.ADDRESS) == TcpCheck(
+            name="VI_1:tcp/8080", address=self.ADDRESS, port=8080, interval=3.0, timeout=3.0
+        )
+
+    def test_explicit_timeout(self) -> None:
+        (vi,) = parse(instance("monitor_port = 80", "monitor_timeout = 0.5")).instances
+        check = vi.tcp_check(self.ADDRESS)
+        assert check is not None
+        assert (check.interval, check.timeout) == (2.0, 0.5)
+
+    def test_a_check_script_replaces_it_so_both_is_an_error(self, scripts: dict[str, Path]) -> None:
+        text = script(scripts["check"]) + instance('track_scripts = ["chk"]', "monitor_port = 80")
+        assert error_of(text) == (
+            "instance[0].monitor_port: the TCP check only runs for instances without "
+            "track_scripts (a check script replaces it); remove one of the two"
+        )
+
+    @pytest.mark.parametrize("key", ["monitor_interval", "monitor_timeout"])
+    def test_settings_without_a_port(self, key: str) -> None:
+        assert error_of(instance(f"{key} = 1")) == (
+            f"instance[0].{key}: only applies with a monitor_port other than 0"
+        )
+
+    def test_port_range(self) -> None:
+        assert error_of(instance("monitor_port = 65536")) == (
+            "instance[0].monitor_port: must be 0..65535, got 65536"
+        )
+
+
+class TestTrackInterfaces:
+    def test_own_interface_is_tracked_by_default(self) -> None:
+        (vi,) = parse(MINIMAL).instances
+        assert vi.track_interfaces == ()
+        assert vi.tracked_interfaces == (TrackedInterface("eth0", 0),)
+
+    def test_listed_interfaces_follow_the_own_one(self) -> None:
+        text = instance('track_interfaces = ["eth1", {name = "bond0", weight = -10}]')
+        (vi,) = parse(text).instances
+        assert vi.tracked_interfaces == (
+            TrackedInterface("eth0"),
+            TrackedInterface("eth1"),
+            TrackedInterface("bond0", -10),
+        )
+
+    def test_dont_track_primary(self) -> None:
+        text = instance("dont_track_primary = true", 'track_interfaces = ["eth1"]')
+        (vi,) = parse(text).instances
+        assert vi.tracked_interfaces == (TrackedInterface("eth1"),)
+
+    def test_own_interface_listed_with_a_weight(self) -> None:
+        (vi,) = parse(instance('track_interfaces = [{name = "eth0", weight = -50}]')).instances
+        assert vi.tracked_interfaces == (TrackedInterface("eth0", -50),)
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ('["eth1", "eth1"]',
+             'instance[0].track_interfaces[1]: interface "eth1" is listed twice'),
+            ('["eth/1"]', "instance[0].track_interfaces[0]: not a valid Linux interface name "
+             "(1..15 characters, no '/', ':' or spaces), got \"eth/1\""),
+            ('[{name = "eth1", weight = -254}]',
+             "instance[0].track_interfaces[0].weight: must be -253..253, got -254"),
+        ],
+    )  # fmt: skip
+    def test_errors(self, value: str, message: str) -> None:
+        assert error_of(instance(f"track_interfaces = {value}")) == message
+
+
+class TestNotify:
+    def test_path_and_list_forms(self, scripts: dict[str, Path]) -> None:
+        path = str(scripts["check"])
+        text = instance(
+            f'notify = "{path}"', f'notify_master = ["{path}", "up"]', "notify_timeout = 3"
+        )
+        (vi,) = parse(text).instances
+        assert vi.notify == NotifyConfig(notify=(path,), master=(path, "up"), timeout=3.0)
+
+    def test_notify_scripts_for_the_dispatcher(self, scripts: dict[str, Path]) -> None:
+        path = str(scripts["check"])
+        text = (
+            '[global]\nscript_user = "nobody"\n'
+            + instance(f'notify = "{path}"')
+            + MINIMAL.replace("VI_1", "VI_2").replace("51", "52")
+        )
+        nobody = resolve_user("nobody")
+        assert parse(text).notify_scripts() == {
+            (Kind.INSTANCE, "VI_1"): NotifyScripts(notify=Command((path,), nobody))
+        }
+
+    def test_default_timeout(self) -> None:
+        assert parse(MINIMAL).instances[0].notify == NotifyConfig(timeout=10.0)
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ('notify = "notify.sh"', 'instance[0].notify: must be an absolute path (scripts run '
+             'without a shell or search path), got "notify.sh"'),
+            ('notify_fault = ["rel.sh", "x"]', 'instance[0].notify_fault[0]: must be an '
+             'absolute path (scripts run without a shell or search path), got "rel.sh"'),
+            ("notify_stop = []", 'instance[0].notify_stop: must not be empty; write '
+             '["/path", "arg", ...]'),
+            ("notify_backup = 1", 'instance[0].notify_backup: must be a path or an array '
+             '["/path", "arg", ...], got integer'),
+            ("notify_timeout = 0",
+             "instance[0].notify_timeout: must be more than 0 seconds, got 0"),
+        ],
+    )  # fmt: skip
+    def test_errors(self, line: str, message: str) -> None:
+        assert error_of(instance(line)) == message
+
+    def test_not_executable(self, scripts: dict[str, Path]) -> None:
+        assert error_of(instance(f'notify_master = "{scripts["plain"]}"')) == (
+            f'instance[0].notify_master: "{scripts["plain"]}" is not executable (chmod +x it; '
+            "for a Kubernetes ConfigMap volume use defaultMode: 0755)"
+        )
+
+
+class TestNotifyFifo:
+    def test_new_fifo_in_an_existing_directory(self, tmp_path: Path) -> None:
+        path = tmp_path / "notify.fifo"
+        config = parse(f'[global]\nnotify_fifo = "{path}"\n' + MINIMAL)
+        assert config.global_.notify_fifo == str(path)
+
+    def test_existing_fifo(self, tmp_path: Path) -> None:
+        path = tmp_path / "notify.fifo"
+        os.mkfifo(path)
+        assert parse(f'[global]\nnotify_fifo = "{path}"\n' + MINIMAL).global_.notify_fifo
+
+    def test_relative(self) -> None:
+        assert error_of('[global]\nnotify_fifo = "x.fifo"\n' + MINIMAL) == (
+            'global.notify_fifo: must be an absolute path, got "x.fifo"'
+        )
+
+    def test_missing_directory(self, tmp_path: Path) -> None:
+        path = tmp_path / "nodir" / "x.fifo"
+        assert error_of(f'[global]\nnotify_fifo = "{path}"\n' + MINIMAL) == (
+            f'global.notify_fifo: directory "{path.parent}" does not exist'
+        )
+
+    def test_regular_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "file"
+        path.write_text("")
+        assert error_of(f'[global]\nnotify_fifo = "{path}"\n' + MINIMAL) == (
+            f'global.notify_fifo: "{path}" exists and is not a FIFO (named pipe)'
+        )
+
+
+TWO = MINIMAL + MINIMAL.replace("VI_1", "VI_2").replace("51", "52")
+THREE = TWO + MINIMAL.replace("VI_1", "VI_3").replace("51", "53")
+
+
+def group(name: str, members: str, *lines: str) -> str:
+    body = "".join(f"{line}\n" for line in lines)
+    return f'\n[[sync_group]]\nname = "{name}"\ninstances = {members}\n{body}'
+
+
+class TestSyncGroups:
+    def test_valid_group_with_notify(self, scripts: dict[str, Path]) -> None:
+        path = str(scripts["check"])
+        config = parse(TWO + group("G1", '["VI_1", "VI_2"]', f'notify = "{path}"'))
+        assert config.sync_groups == (
+            SyncGroupConfig("G1", ("VI_1", "VI_2"), NotifyConfig(notify=(path,))),
+        )
+        assert config.sync_group_of("VI_2") == config.sync_groups[0]
+        assert config.notify_scripts() == {
+            (Kind.GROUP, "G1"): NotifyScripts(notify=Command((path,)))
+        }
+
+    def test_instance_outside_any_group(self) -> None:
+        assert parse(THREE + group("G1", '["VI_1", "VI_2"]')).sync_group_of("VI_3") is None
+
+    @pytest.mark.parametrize(
+        ("groups", "message"),
+        [
+            (group("G1", '["VI_1", "VI_9"]'), 'sync_group[0].instances[1]: no [[instance]] '
+             'named "VI_9"; did you mean "VI_3"?'),
+            (group("G1", '["VI_1"]'), "sync_group[0].instances: a sync group needs at least 2 "
+             "instances, got 1"),
+            (group("G1", '["VI_1", "VI_1"]'), 'sync_group[0].instances[1]: instance "VI_1" is '
+             "listed twice"),
+            (group("G1", '["VI_1", "VI_2"]') + group("G2", '["VI_3", "VI_2"]'),
+             'sync_group[1].instances[1]: instance "VI_2" is already in sync_group[0] ("G1"); '
+             "an instance can be in one group only"),
+            (group("G1", '["VI_1", "VI_2"]') + group("G1", '["VI_3", "VI_2"]'),
+             'sync_group[1].name: "G1" is already used by sync_group[0]'),
+            ('\n[[sync_group]]\nname = "G1"\n', "sync_group[0].instances: required key is missing"),
+            (group("G1", '"VI_1"'), "sync_group[0].instances: must be an array of strings, got "
+             "string"),
+            (group("G1", '["VI_1", "VI_2"]', "notify_timeout = -1"),
+             "sync_group[0].notify_timeout: must be more than 0 seconds, got -1"),
+        ],
+    )  # fmt: skip
+    def test_errors(self, groups: str, message: str) -> None:
+        assert error_of(THREE + groups) == message
