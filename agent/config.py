@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,7 +77,7 @@ MAX_WEIGHT = 253
 #: Bounds of ``rise`` and ``fall``.
 MAX_RISE_FALL = 100
 
-_GLOBAL_KEYS = ("log_level", "notify_fifo", "script_user")
+_GLOBAL_KEYS = ("log_level", "notify_fifo", "script_user", "bpf", "bpf_attach")
 _SCRIPT_KEYS = ("name", "path", "args", "interval", "timeout", "rise", "fall", "weight", "user")
 _NOTIFY_KEYS = (
     "notify",
@@ -150,6 +151,28 @@ class ConfigError(ValueError):
     """
 
 
+class BpfMode(StrEnum):
+    """Whether the eBPF receive filter is used (``[global] bpf``)."""
+
+    #: Use it when it loads; otherwise run in userspace and log why, once.
+    AUTO = "auto"
+    #: Use it or refuse to start (exit 2 with the reason).
+    REQUIRED = "required"
+    #: Never load it.
+    OFF = "off"
+
+
+class BpfAttach(StrEnum):
+    """Where the eBPF program runs (``[global] bpf_attach``)."""
+
+    #: A socket filter on the agent's own VRRP socket: it disappears with the socket, so
+    #: a crash leaves nothing behind, and it enables kernel-only receive.
+    SOCKET = "socket"
+    #: tc ingress (clsact) as an observer that counts and records but never drops;
+    #: removed on exit and, after a kill -9, at the next start.
+    TC = "tc"
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalConfig:
     """The ``[global]`` table: settings of the agent process as a whole."""
@@ -165,6 +188,10 @@ class GlobalConfig:
     #: themselves (keepalived's ``script_user``), resolved when the file is loaded.
     #: Default none: scripts run as the agent's own user.
     script_user: ScriptUser | None = None
+    #: The eBPF receive filter: ``auto`` (default), ``required`` or ``off``.
+    bpf: BpfMode = BpfMode.AUTO
+    #: ``socket`` (default) or ``tc``; see :class:`BpfAttach`.
+    bpf_attach: BpfAttach = BpfAttach.SOCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,6 +562,10 @@ def _parse_global(table: _Table) -> GlobalConfig:
         log_level=table.choice("log_level", LOG_LEVELS, "info")[0],
         notify_fifo=_fifo_path(table, "notify_fifo"),
         script_user=_user(table, "script_user"),
+        bpf=table.choice("bpf", {mode.value: mode for mode in BpfMode}, "auto")[1],
+        bpf_attach=table.choice(
+            "bpf_attach", {attach.value: attach for attach in BpfAttach}, "socket"
+        )[1],
     )
 
 

@@ -470,7 +470,7 @@ class TestDocumentShape:
 
     def test_unknown_key_without_a_close_match_lists_the_known_ones(self) -> None:
         assert error_of("[global]\nzzz = 1\n" + MINIMAL) == (
-            "global.zzz: unknown key; known keys: log_level, notify_fifo, script_user"
+            "global.zzz: unknown key; known keys: log_level, notify_fifo, script_user, bpf, bpf_attach"
         )
 
     def test_global_must_be_a_table(self) -> None:
@@ -1015,3 +1015,27 @@ class TestSyncGroups:
     )  # fmt: skip
     def test_errors(self, groups: str, message: str) -> None:
         assert error_of(THREE + groups) == message
+
+
+def test_bpf_settings_default_to_auto_on_the_socket() -> None:
+    from agent.config import BpfAttach, BpfMode, parse_config
+
+    config = parse_config(
+        {"instance": [{"name": "VI_1", "interface": "eth0", "vrid": 1, "vips": ["10.0.0.1"]}]}
+    )
+    assert config.global_.bpf is BpfMode.AUTO
+    assert config.global_.bpf_attach is BpfAttach.SOCKET
+
+
+def test_an_unknown_bpf_mode_names_the_key_and_the_choices() -> None:
+    from agent.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r'global\.bpf: must be one of "auto", "required", "off"'):
+        parse_config(
+            {
+                "global": {"bpf": "maybe"},
+                "instance": [
+                    {"name": "VI_1", "interface": "eth0", "vrid": 1, "vips": ["10.0.0.1"]}
+                ],
+            }
+        )
