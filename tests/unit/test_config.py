@@ -470,7 +470,8 @@ class TestDocumentShape:
 
     def test_unknown_key_without_a_close_match_lists_the_known_ones(self) -> None:
         assert error_of("[global]\nzzz = 1\n" + MINIMAL) == (
-            "global.zzz: unknown key; known keys: log_level, notify_fifo, script_user, bpf, bpf_attach"
+            "global.zzz: unknown key; known keys: "
+            "log_level, notify_fifo, script_user, bpf, bpf_attach"
         )
 
     def test_global_must_be_a_table(self) -> None:
