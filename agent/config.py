@@ -311,6 +311,7 @@ class NotifyConfig:
             backup=command(self.backup),
             fault=command(self.fault),
             stop=command(self.stop),
+            timeout=self.timeout,
         )
 
 

@@ -79,6 +79,9 @@ class NotifyScripts:
     backup: Command | None = None
     fault: Command | None = None
     stop: Command | None = None
+    #: Seconds each call may run before its process group is killed (None: the
+    #: dispatcher's default).
+    timeout: float | None = None
 
     def calls(self, kind: Kind, name: str, state: NotifyState, priority: int) -> list[Command]:
         """The commands one transition runs, in keepalived's order: the per-state script,
@@ -205,7 +208,7 @@ class NotifyDispatcher:
         self.kill_grace = kill_grace
         self.max_queue = max_queue
         self.counters = NotifyCounters()
-        self._queues: dict[tuple[Kind, str], deque[Command]] = {}
+        self._queues: dict[tuple[Kind, str], deque[tuple[Command, float]]] = {}
         self._workers: dict[tuple[Kind, str], asyncio.Task[None]] = {}
         self._closed = False
         self._drop_log = RateLimitedLog()
@@ -239,19 +242,19 @@ class NotifyDispatcher:
                     len(queue),
                 )
                 continue
-            queue.append(command)
+            queue.append((command, self.timeout if scripts.timeout is None else scripts.timeout))
         if queue and key not in self._workers:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._work(key, queue), name=f"notify {kind} {name}"
             )
 
-    async def _work(self, key: tuple[Kind, str], queue: deque[Command]) -> None:
+    async def _work(self, key: tuple[Kind, str], queue: deque[tuple[Command, float]]) -> None:
         try:
             while queue:
-                command = queue.popleft()
+                command, time_limit = queue.popleft()
                 result = await run_process(
                     command.argv,
-                    time_limit=self.timeout,
+                    time_limit=time_limit,
                     kill_grace=self.kill_grace,
                     user=command.user,
                 )

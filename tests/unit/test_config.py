@@ -908,7 +908,7 @@ class TestNotify:
         )
         nobody = resolve_user("nobody")
         assert parse(text).notify_scripts() == {
-            (Kind.INSTANCE, "VI_1"): NotifyScripts(notify=Command((path,), nobody))
+            (Kind.INSTANCE, "VI_1"): NotifyScripts(notify=Command((path,), nobody), timeout=10.0)
         }
 
     def test_default_timeout(self) -> None:
@@ -987,7 +987,7 @@ class TestSyncGroups:
         )
         assert config.sync_group_of("VI_2") == config.sync_groups[0]
         assert config.notify_scripts() == {
-            (Kind.GROUP, "G1"): NotifyScripts(notify=Command((path,)))
+            (Kind.GROUP, "G1"): NotifyScripts(notify=Command((path,)), timeout=10.0)
         }
 
     def test_instance_outside_any_group(self) -> None:
