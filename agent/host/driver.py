@@ -102,9 +102,9 @@ class ThrottledLog:
         self._last_line: dict[str, float] = {}
         self._flush: dict[str, tuple[asyncio.TimerHandle, int]] = {}
 
-    def record(self, key: str, level: int = logging.WARNING) -> None:
-        self.totals[key] += 1
-        self._pending[key] += 1
+    def record(self, key: str, level: int = logging.WARNING, count: int = 1) -> None:
+        self.totals[key] += count
+        self._pending[key] += count
         last = self._last_line.get(key)
         now = self._loop.time()
         if last is None or now - last >= LOG_INTERVAL:

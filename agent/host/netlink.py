@@ -145,6 +145,14 @@ class Netlink:
             self._thread.stop()
             self._thread = None
 
+    async def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run any pyroute2 coroutine (e.g. the eBPF tc attachment) on the netlink thread,
+        where pyroute2 works whatever the agent's own event loop is."""
+        if self._thread is None:
+            coroutine.close()
+            raise RuntimeError("Netlink used outside its `async with` block")
+        return await self._thread.call(coroutine)
+
     async def _in_thread(self, method: Callable[..., Coroutine[Any, Any, _T]], *args: Any) -> _T:
         if self._thread is None:
             raise RuntimeError("Netlink used outside its `async with` block")

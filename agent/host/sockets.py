@@ -85,8 +85,13 @@ def disable_multicast_loop(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
 
 
-def open_vrrp_socket(ifname: str, ifindex: int, source: IPv4Address) -> socket.socket:
+def open_vrrp_socket(
+    ifname: str, ifindex: int, source: IPv4Address, *, join: bool = True
+) -> socket.socket:
     """Open the raw VRRP socket of one interface, configured as the module docstring lists.
+
+    With ``join=False`` the caller joins 224.0.0.18 later (:func:`join_vrrp_group`), after
+    attaching the eBPF filter, so that no unfiltered advert is ever queued.
 
     Raises :class:`HostError` naming the interface when the capability is missing or the
     interface is gone, instead of letting a bare ``PermissionError`` escape.
@@ -101,7 +106,8 @@ def open_vrrp_socket(ifname: str, ifindex: int, source: IPv4Address) -> socket.s
     try:
         disable_multicast_all(sock)
         bind_to_device(sock, ifname)
-        join_vrrp_group(sock, ifindex)
+        if join:
+            join_vrrp_group(sock, ifindex)
         set_multicast_interface(sock, ifindex, source)
         set_multicast_ttl(sock)
         set_unicast_ttl(sock)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from itertools import count
@@ -56,9 +57,19 @@ def agent_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
 
 
-def agent_toml(instances: tuple[Instance, ...], *, log_level: str = "info") -> str:
-    """The agent configuration (format: team contract, agent/config.py)."""
+def agent_toml(
+    instances: tuple[Instance, ...],
+    *,
+    log_level: str = "info",
+    global_options: Mapping[str, str] | None = None,
+) -> str:
+    """The agent configuration (format: team contract, agent/config.py).
+
+    ``global_options`` are further ``[global]`` string keys, e.g. ``{"bpf": "off"}``: the
+    benchmarks and the BPF-parametrized tests choose the receive path with them.
+    """
     lines = ["[global]", f'log_level = "{log_level}"']
+    lines += [f'{key} = "{value}"' for key, value in (global_options or {}).items()]
     for inst in instances:
         vips = ", ".join(f'"{vip}"' for vip in inst.vips)
         lines += [
@@ -187,11 +198,16 @@ class KeepalivedSpeaker(Speaker):
         return [line for line in self.proc.output().splitlines() if words.search(line)]
 
 
-def start_agent(node: Node, *instances: Instance, log_level: str = "info") -> AgentSpeaker:
+def start_agent(
+    node: Node,
+    *instances: Instance,
+    log_level: str = "info",
+    global_options: Mapping[str, str] | None = None,
+) -> AgentSpeaker:
     """Write a config for ``instances`` and start ``vrrp-agent run`` in ``node``."""
     tag = _unique(node, "agent")
     config = node.lab.workdir / f"{tag}.toml"
-    config.write_text(agent_toml(instances, log_level=log_level))
+    config.write_text(agent_toml(instances, log_level=log_level, global_options=global_options))
     proc = node.spawn([*agent_command(), "run", "--config", str(config)], name=tag)
     return AgentSpeaker(node, proc, instances)
 
