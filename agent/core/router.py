@@ -133,13 +133,38 @@ class SendGratuitousArp:
     count: int
 
 
+class Cause(StrEnum):
+    """Why a router changed state, in few enough values to be a metric label."""
+
+    STARTUP = "startup"
+    #: Priority 255 takes over at startup (RFC 9568 §6.4.1).
+    OWNER = "owner"
+    #: Master_Down_Timer expired (RFC 9568 §6.4.2).
+    MASTER_DOWN = "master_down"
+    #: The master sent priority 0 and we waited only Skew_Time.
+    MASTER_RELEASED = "master_released"
+    #: A higher-priority advert reached a master (RFC 9568 §6.4.3).
+    HIGHER_PRIORITY = "higher_priority"
+    #: Equal priority from a higher primary address reached a master.
+    HIGHER_ADDRESS = "higher_address"
+    SHUTDOWN = "shutdown"
+    FAULT = "fault"
+    RECOVERED = "recovered"
+    SYNC_GROUP = "sync_group"
+    #: An operator asked to drain the instance.
+    DRAIN = "drain"
+
+
 @dataclass(frozen=True, slots=True)
 class StateChanged:
     """For observers (logs, metrics, notify scripts): the router changed state."""
 
     old: State
     new: State
+    #: Human-readable, with addresses and intervals: for logs.
     reason: str
+    #: The same reason as a small enum: for metric labels.
+    cause: Cause
 
 
 Action = SendAdvertisement | AddVips | RemoveVips | SendGratuitousArp | StateChanged
@@ -168,6 +193,8 @@ class VirtualRouter:
         #: tracking weights (see :mod:`agent.core.tracking`). keepalived, too, uses the
         #: effective priority for Skew_Time.
         self.priority = config.priority
+        #: Set by an operator for maintenance (:meth:`set_drained`).
+        self.drained = False
         #: Who we believe is master, its priority and when we last heard it.
         self.master_address: IPv4Address | None = None
         self.master_priority: int | None = None
@@ -248,18 +275,18 @@ class VirtualRouter:
             return
         self._started_at = now
         if self._fault_causes:
-            self._enter(State.FAULT, ", ".join(sorted(self._fault_causes)))
+            self._enter(State.FAULT, Cause.FAULT, ", ".join(sorted(self._fault_causes)))
         elif self.priority == PRIORITY_OWNER:
-            self._become_master(now, "startup as address owner (priority 255)")
+            self._become_master(now, Cause.OWNER, "startup as address owner (priority 255)")
         else:
             self.master_adver_interval_cs = self.config.advert_interval_cs
-            self._become_backup(now, "startup")
+            self._become_backup(now, Cause.STARTUP, "startup")
 
     def shutdown(self, now: float) -> None:
         """RFC 9568 §6.4.2/§6.4.3 Shutdown: a master hands over with a priority-0 advert."""
         if self.state is State.INITIALIZE:
             return
-        self._enter(State.INITIALIZE, "shutdown")
+        self._enter(State.INITIALIZE, Cause.SHUTDOWN, "shutdown")
 
     def set_fault(self, cause: str, faulted: bool, now: float) -> None:
         """Raise or clear one cause of FAULT (keepalived's state for a failed check or link).
@@ -272,12 +299,12 @@ class VirtualRouter:
         if faulted:
             self._fault_causes.add(cause)
             if self.state in (State.BACKUP, State.MASTER):
-                self._enter(State.FAULT, cause)
+                self._enter(State.FAULT, Cause.FAULT, cause)
             return
         self._fault_causes.discard(cause)
         if self.state is State.FAULT and not self._fault_causes:
             self.master_adver_interval_cs = self.config.advert_interval_cs
-            self._become_backup(now, f"{cause} recovered")
+            self._become_backup(now, Cause.RECOVERED, f"{cause} recovered")
 
     @property
     def fault_causes(self) -> frozenset[str]:
@@ -293,12 +320,24 @@ class VirtualRouter:
         if state is self.state or self.state not in (State.BACKUP, State.MASTER):
             return
         if state is State.MASTER:
-            self._become_master(now, reason)
+            self._become_master(now, Cause.SYNC_GROUP, reason)
         elif state is State.BACKUP:
             # Leaving MASTER without a higher-priority peer in sight: release with a
             # priority-0 advert so the peer group's router takes over after its skew.
             self._send_advert(PRIORITY_RELEASE)
-            self._become_backup(now, reason)
+            self._become_backup(now, Cause.SYNC_GROUP, reason)
+
+    def set_drained(self, drained: bool, now: float) -> None:
+        """Maintenance: hand mastership over at once and stay backup until undrained.
+
+        A draining master sends a priority-0 advert, so the best backup takes over after
+        its skew; a drained backup keeps following the master but never takes over, even
+        when its Master_Down_Timer expires.
+        """
+        self.drained = drained
+        if drained and self.state is State.MASTER:
+            self._send_advert(PRIORITY_RELEASE)
+            self._become_backup(now, Cause.DRAIN, "drained by operator")
 
     def set_priority(self, priority: int, now: float) -> None:
         """Change the effective priority (tracking weights moved it).
@@ -322,9 +361,11 @@ class VirtualRouter:
                 # RFC 9568 §6.4.3: Adver_Timer fired.
                 self._send_advert(self.priority)
                 self._protocol_deadline = now + self.advert_interval
+            elif self.state is State.BACKUP and self.drained:
+                self._protocol_deadline = now + self.master_down_interval
             elif self.state is State.BACKUP:
                 # RFC 9568 §6.4.2: Master_Down_Timer fired.
-                self._become_master(now, self._takeover_reason())
+                self._become_master(now, *self._takeover_reason())
         if self._garp_deadline is not None and now >= self._garp_deadline:
             self._garp_timer_fired(now)
 
@@ -386,13 +427,15 @@ class VirtualRouter:
             if self.config.version == 3:
                 self.master_adver_interval_cs = advert.interval_cs
             if advert.priority > self.priority:
+                cause = Cause.HIGHER_PRIORITY
                 reason = (
                     f"higher priority advert from {advert.source} "
                     f"(priority {advert.priority} > {self.priority})"
                 )
             else:
+                cause = Cause.HIGHER_ADDRESS
                 reason = f"equal priority {advert.priority} from higher address {advert.source}"
-            self._become_backup(now, reason)
+            self._become_backup(now, cause, reason)
         else:
             # RFC 9568 §6.4.3: discard the losing advert and advertise at once, so the
             # loser hears us and learning bridges refresh.
@@ -401,8 +444,8 @@ class VirtualRouter:
 
     # -- state entry ---------------------------------------------------------------------------
 
-    def _become_master(self, now: float, reason: str) -> None:
-        self._enter(State.MASTER, reason)
+    def _become_master(self, now: float, cause: Cause, reason: str) -> None:
+        self._enter(State.MASTER, cause, reason)
         self._send_advert(self.priority)
         self._actions.append(AddVips(self.config.vips))
         self._send_garp(self.config.garp.master_repeat)
@@ -418,17 +461,17 @@ class VirtualRouter:
         self._lower_master_since = None
         self._release_from = None
 
-    def _become_backup(self, now: float, reason: str) -> None:
-        self._enter(State.BACKUP, reason)
+    def _become_backup(self, now: float, cause: Cause, reason: str) -> None:
+        self._enter(State.BACKUP, cause, reason)
         self._protocol_deadline = now + self.master_down_interval
 
-    def _enter(self, new: State, reason: str) -> None:
+    def _enter(self, new: State, cause: Cause, reason: str) -> None:
         old = self.state
         if new not in TRANSITIONS[old]:
             raise AssertionError(f"{self.config.name}: illegal transition {old} -> {new}")
         self.state = new
         self.stats.transitions += 1
-        self._actions.append(StateChanged(old, new, reason))
+        self._actions.append(StateChanged(old, new, reason, cause))
         if old is State.MASTER:
             if new is not State.BACKUP:
                 # Leaving without a successor in sight: tell backups to skip the
@@ -449,14 +492,21 @@ class VirtualRouter:
         self.master_priority = advert.priority
         self.last_advert_at = now
 
-    def _takeover_reason(self) -> str:
+    def _takeover_reason(self) -> tuple[Cause, str]:
         if self._release_from is not None:
-            return f"master {self._release_from} released (priority 0), waited skew"
+            return (
+                Cause.MASTER_RELEASED,
+                f"master {self._release_from} released (priority 0), waited skew",
+            )
         if self.master_address is None:
-            return f"no advert within master-down interval {self.master_down_interval:.3f}s"
+            return (
+                Cause.MASTER_DOWN,
+                f"no advert within master-down interval {self.master_down_interval:.3f}s",
+            )
         return (
+            Cause.MASTER_DOWN,
             f"master {self.master_address} silent for master-down interval "
-            f"{self.master_down_interval:.3f}s"
+            f"{self.master_down_interval:.3f}s",
         )
 
     def _send_advert(self, priority: int) -> None:

@@ -132,6 +132,10 @@ class FakeLan:
         self.routers[name].set_priority(priority, self.now)
         self._flush(name)
 
+    def set_drained(self, name: str, drained: bool) -> None:
+        self.routers[name].set_drained(drained, self.now)
+        self._flush(name)
+
     def advance(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
 

@@ -333,3 +333,24 @@ def test_a_router_faulted_before_start_starts_in_fault() -> None:
     assert router.state is State.FAULT
     lan.advance(30)
     assert lan.masters() == []
+
+
+def test_drain_hands_over_after_the_skew_and_never_takes_back_until_undrained() -> None:
+    lan = FakeLan()
+    lan.add(make_config(A, 200))
+    lan.add(make_config(B, 100))
+    lan.advance(10)
+    drained_at = lan.now
+    lan.set_drained(A, True)
+    assert lan.wire[-1].priority == 0
+    at = lan.run_until_state(B, State.MASTER, limit=drained_at + 5)
+    assert at == pytest.approx(drained_at + skew_time(3, 100, 100))
+    # Drained: A never preempts B, and does not take over even when B dies.
+    lan.advance(10)
+    lan.kill(B)
+    lan.advance(20)
+    assert lan.routers[A].state is State.BACKUP
+    (drain,) = [t for t in lan.transitions if t.router == A and t.old is State.MASTER]
+    assert drain.reason == "drained by operator"
+    lan.set_drained(A, False)
+    lan.run_until_state(A, State.MASTER, limit=lan.now + 5)
