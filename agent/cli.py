@@ -19,6 +19,7 @@ from agent import __version__
 from agent.config import AgentConfig, ConfigError, InstanceConfig, load_config, parse_config
 from agent.host.errors import HostError
 from agent.ipfailover import NodeFacts, build_document, read_environment
+from agent.keepalived_conf import convert_file, is_keepalived, load_keepalived, validate
 from agent.tomlout import dumps
 
 #: Exit status for usage and configuration errors (argparse uses 2 as well).
@@ -38,6 +39,9 @@ examples:
       print the configuration the OpenShift ipfailover variables give on this node
   vrrp-agent run --from-env
       run the agent configured from the OPENSHIFT_HA_* variables (ipfailover pods)
+  vrrp-agent config convert /etc/keepalived/keepalived.conf
+      print the TOML for the VRRP parts of a keepalived.conf (which run and check
+      also accept directly: a *.conf file is read as keepalived.conf)
   python -m agent check systemd/vrrp-agent.example.toml
       the same without the installed script
 
@@ -58,12 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: a command is required: check, config or run", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "config" and args.from_env == (args.config_command == "convert"):
+        return _fail(
+            "the following arguments are required: --from-env or convert FILE (one of them)"
+        )
     if args.command in ("config", "run") and args.from_env:
         return _from_env(args)
     if (args.node_interface, args.node_address) != (None, None):
         return _fail("--node-interface and --node-address only apply with --from-env")
+    if args.command == "config":
+        return _convert(args.file)
     try:
-        config = load_config(args.config)
+        config = _load(args.config)
     except ConfigError as error:
         return _fail(str(error))
     if args.command == "check":
@@ -88,14 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("config", metavar="CONFIG", help="path of the TOML configuration file")
+    check.add_argument(
+        "config", metavar="CONFIG", help="path of the TOML (or keepalived.conf) configuration file"
+    )
     check.set_defaults(node_interface=None, node_address=None)
     config = commands.add_parser(
         "config",
-        help="print the configuration built from the OPENSHIFT_HA_* variables",
+        help="print the TOML configuration built from OPENSHIFT_HA_* or a keepalived.conf",
         description=(
             "Build the configuration from OpenShift ipfailover's OPENSHIFT_HA_* environment "
-            "variables, exactly as `run --from-env` would, and print it as TOML."
+            "variables, exactly as `run --from-env` would (--from-env), or from the VRRP "
+            "parts of a keepalived.conf (convert FILE), and print it as TOML."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -103,10 +116,19 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument(
         "--from-env",
         action="store_true",
-        required=True,
-        help="read the OPENSHIFT_HA_* variables (the only source for now)",
+        help="read the OPENSHIFT_HA_* variables",
     )
     _node_options(config)
+    sources = config.add_subparsers(dest="config_command", metavar="convert")
+    convert = sources.add_parser(
+        "convert",
+        help="convert a keepalived.conf to TOML",
+        description=(
+            "Convert the VRRP parts of keepalived.conf FILE (and its includes) and print the "
+            "TOML; warnings about ignored keywords go to stderr."
+        ),
+    )
+    convert.add_argument("file", metavar="FILE", help="path of the keepalived.conf")
     run = commands.add_parser(
         "run",
         help="run the agent in the foreground",
@@ -118,7 +140,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", metavar="CONFIG", help="path of the TOML configuration file")
+    source.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="path of the TOML (or keepalived.conf) configuration file",
+    )
     source.add_argument(
         "--from-env",
         action="store_true",
@@ -176,6 +202,37 @@ def _from_env(args: argparse.Namespace) -> int:
         print(dumps(document, _header(node)), end="")
         return 0
     return _run(config)
+
+
+def _load(path: str) -> AgentConfig:
+    """A TOML file, or a keepalived.conf (``.conf``, or keepalived keywords inside; the
+    rule is :func:`agent.keepalived_conf.is_keepalived`) with its warnings on stderr."""
+    if not is_keepalived(path):
+        return load_config(path)
+    config, warnings = load_keepalived(path)
+    _warn(warnings)
+    return config
+
+
+def _convert(path: str) -> int:
+    """``config convert FILE``: the TOML of a keepalived.conf, validated before printing."""
+    try:
+        conversion = convert_file(path)
+        validate(conversion, path)
+    except ConfigError as error:
+        return _fail(str(error))
+    _warn(conversion.warnings)
+    header = (
+        f"vrrp-agent configuration converted from {path}\n"
+        "(`vrrp-agent config convert`). Check it with `vrrp-agent check FILE`."
+    )
+    print(dumps(conversion.document, header), end="")
+    return 0
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _lookup_node(interface: str | None, vips: tuple[IPv4Interface, ...]) -> NodeFacts:
