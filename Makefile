@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := python3-bpfcc python3-venv linux-headers-amd64 keepalived tshark iproute2 procps psmisc
+DEBIAN_PACKAGES := python3-bpfcc python3-venv linux-headers-amd64 keepalived tshark iproute2 procps psmisc shellcheck ruby
 # Stamp files make the set-up steps idempotent and quick on the second run.
 STAMP := $(VENV)/.stamp
 
-.PHONY: all setup system-packages kernel-headers venv demo test lint unit clean
+.PHONY: all setup system-packages kernel-headers venv demo test lint unit bench bench-quick clean
 
 all: test
 
@@ -49,6 +49,16 @@ test: setup lint
 
 demo: setup
 	$(PY) -m agent.lab demo
+
+# Benchmarks against keepalived (not part of `make test`): tables, JSON and PNG charts
+# under bench/results/. bench-quick is a one-minute smoke run.
+bench: setup
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m bench.run_all --plot
+
+bench-quick: setup
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m bench.run_all --quick
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
