@@ -76,6 +76,8 @@ DEFAULT_CHECK_INTERVAL = 2.0
 MAX_WEIGHT = 253
 #: Bounds of ``rise`` and ``fall``.
 MAX_RISE_FALL = 100
+#: Most ``unicast_peers`` of one instance: every advert is sent once per peer.
+MAX_UNICAST_PEERS = 255
 
 _GLOBAL_KEYS = ("log_level", "notify_fifo", "script_user", "bpf", "bpf_attach")
 _SCRIPT_KEYS = ("name", "path", "args", "interval", "timeout", "rise", "fall", "weight", "user")
@@ -105,6 +107,8 @@ _INSTANCE_KEYS = (
     "garp_master_repeat",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "unicast_peers",
+    "unicast_src",
     "track_scripts",
     "track_interfaces",
     "dont_track_primary",
@@ -127,6 +131,8 @@ _KEEPALIVED_HINTS: Mapping[str, str] = {
     "vrrp_sync_group": "use [[sync_group]] tables",
     "track_script": 'use "track_scripts"',
     "track_interface": 'use "track_interfaces"',
+    "unicast_peer": 'use "unicast_peers", an array of addresses',
+    "unicast_src_ip": 'use "unicast_src"',
     "state": (
         "there is no initial state: every instance starts in Initialize and priority 255 "
         "(address owner) becomes master at once (RFC 9568 §6.4.1)"
@@ -359,6 +365,16 @@ class InstanceConfig:
     garp_master_refresh: float = _DEFAULT_GARP.master_refresh
     #: Gratuitous ARPs per VIP in each refresh burst, 1..100. Default 1.
     garp_master_refresh_repeat: int = _DEFAULT_GARP.master_refresh_repeat
+    #: Unicast mode (keepalived ``unicast_peer``, draft-abinabraham-vrrp-unicast): the
+    #: peers' IPv4 addresses, in file order, unique, none of them a VIP; every advert goes
+    #: to each of them and only their adverts count. Empty (default): multicast to
+    #: 224.0.0.18. The node's own addresses may be listed (one list for every node):
+    #: the daemon leaves them out.
+    unicast_peers: tuple[IPv4Address, ...] = ()
+    #: Unicast mode only: the source address of our adverts (keepalived
+    #: ``unicast_src_ip``), which must be an address of the interface when the agent
+    #: starts. Default none: the interface's primary address.
+    unicast_src: IPv4Address | None = None
     #: The ``[[script]]`` checks this instance follows, in file order. Default none.
     track_scripts: tuple[TrackedScript, ...] = ()
     #: The interfaces listed in ``track_interfaces``, in file order (the instance's own
@@ -407,7 +423,8 @@ class InstanceConfig:
         """The protocol core's view of this instance.
 
         ``primary_address`` is this node's own address on the interface, which only the
-        host layer can look up: it is the advert source and breaks priority ties.
+        host layer can look up: it is the advert source and breaks priority ties (the
+        ``unicast_src`` when one is set).
         """
         return RouterConfig(
             name=self.name,
@@ -428,6 +445,7 @@ class InstanceConfig:
                 master_refresh=self.garp_master_refresh,
                 master_refresh_repeat=self.garp_master_refresh_repeat,
             ),
+            unicast_peers=self.unicast_peers,
         )
 
 
@@ -614,6 +632,7 @@ def _parse_instance(table: _Table, scripts: Mapping[str, ScriptConfig]) -> Insta
     if preempt_delay and not preempt:
         raise ConfigError(f"{table.at('preempt_delay')}: has no effect with preempt = false")
     auth_type, auth_pass = _auth(table, version)
+    unicast_peers, unicast_src = _unicast(table, vips)
     track_scripts = _track_scripts(table, name, scripts)
     monitor_port, monitor_interval, monitor_timeout = _monitor(table, track_scripts)
     return InstanceConfig(
@@ -641,6 +660,8 @@ def _parse_instance(table: _Table, scripts: Mapping[str, ScriptConfig]) -> Insta
         garp_master_refresh_repeat=table.integer(
             "garp_master_refresh_repeat", 1, 100, default=_DEFAULT_GARP.master_refresh_repeat
         ),
+        unicast_peers=unicast_peers,
+        unicast_src=unicast_src,
         track_scripts=track_scripts,
         track_interfaces=_track_interfaces(table),
         dont_track_primary=table.boolean("dont_track_primary", default=False),
@@ -940,6 +961,73 @@ def _auth(table: _Table, version: int) -> tuple[AuthType, str]:
             f"in the {V2_AUTH_DATA_LEN}-byte VRRPv2 authentication data), got {len(password)}"
         )
     return auth_type, password
+
+
+def _unicast(
+    table: _Table, vips: tuple[IPv4Interface, ...]
+) -> tuple[tuple[IPv4Address, ...], IPv4Address | None]:
+    """``unicast_peers`` and ``unicast_src``: unicast mode (keepalived.md §2).
+
+    An empty list means multicast, as it does in keepalived >= 2.2.4; ``unicast_src``
+    without peers is an error rather than a setting that silently does nothing.
+    """
+    key = table.at("unicast_peers")
+    raw = table.array("unicast_peers")
+    if len(raw) > MAX_UNICAST_PEERS:
+        raise ConfigError(
+            f"{key}: at most {MAX_UNICAST_PEERS} peers (every advert is sent to each), "
+            f"got {len(raw)}"
+        )
+    vip_addresses = {vip.ip for vip in vips}
+    peers: list[IPv4Address] = []
+    for index, item in enumerate(raw):
+        at = f"{key}[{index}]"
+        peer = _unicast_address(item, at)
+        if peer in peers:
+            raise ConfigError(f"{at}: {peer} is already listed as {key}[{peers.index(peer)}]")
+        if peer in vip_addresses:
+            raise ConfigError(
+                f"{at}: {peer} is one of this instance's vips; list the peers' own addresses"
+            )
+        peers.append(peer)
+    if "unicast_src" not in table:
+        return tuple(peers), None
+    at = table.at("unicast_src")
+    if not peers:
+        raise ConfigError(
+            f"{at}: only applies in unicast mode; list the peers in unicast_peers "
+            "(multicast adverts come from the interface's primary address)"
+        )
+    source = _unicast_address(table.required("unicast_src"), at)
+    if source in vip_addresses:
+        raise ConfigError(
+            f"{at}: {source} is one of this instance's vips; it must be the node's own address"
+        )
+    if source in peers:
+        raise ConfigError(f"{at}: {source} is also listed in unicast_peers[{peers.index(source)}]")
+    return tuple(peers), source
+
+
+def _unicast_address(item: object, key: str) -> IPv4Address:
+    """One unicast peer or source: a plain IPv4 unicast address (no prefix)."""
+    if not isinstance(item, str):
+        raise ConfigError(f'{key}: must be a string such as "10.0.0.2", got {_type_name(item)}')
+    try:
+        address = IPv4Address(item)
+    except ValueError:
+        if ":" in item:
+            raise ConfigError(f"{key}: IPv6 is not supported yet, got {_show(item)}") from None
+        raise ConfigError(
+            f'{key}: not an IPv4 address such as "10.0.0.2", got {_show(item)}'
+        ) from None
+    if (
+        address.is_unspecified
+        or address.is_loopback
+        or address.is_multicast
+        or address == IPv4Address("255.255.255.255")
+    ):
+        raise ConfigError(f"{key}: {address} is not a unicast address")
+    return address
 
 
 def _vips(table: _Table) -> tuple[IPv4Interface, ...]:

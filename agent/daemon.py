@@ -26,6 +26,7 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from ipaddress import IPv4Address, IPv4Interface
 
@@ -48,7 +49,7 @@ from agent.host.health import HealthTracker, tracked_interface_names
 from agent.host.netlink import InterfaceInfo, Netlink
 from agent.host.notify import Kind, NotifyDispatcher, NotifyFifo, NotifyState
 from agent.host.scripts import become_subreaper
-from agent.host.sockets import join_vrrp_group, open_vrrp_socket, send_to_vrrp_group
+from agent.host.sockets import join_vrrp_group, open_vrrp_socket, send_advert
 
 log = logging.getLogger("agent")
 
@@ -93,6 +94,44 @@ async def run(config: AgentConfig) -> int:
             signal.signal(signum, signal.SIG_IGN)
     log.info("stopped")
     return 0
+
+
+def _unicast_endpoints(
+    instance: InstanceConfig,
+    info: InterfaceInfo,
+    primary: IPv4Address,
+    own: set[IPv4Address],
+) -> tuple[IPv4Address, tuple[IPv4Address, ...]]:
+    """The advert source and the unicast peers of one instance on this node.
+
+    The source is ``unicast_src`` (which must be an address of the interface, so the
+    kernel can send from it) or the primary address. The node's own addresses are left
+    out of the peers, so that one peer list can serve every node, as OpenShift's
+    ``OPENSHIFT_HA_UNICAST_PEERS`` does; a list of nothing but our own addresses would
+    turn unicast into multicast, so it is an error.
+    """
+    source = primary
+    if instance.unicast_src is not None:
+        if instance.unicast_src not in own:
+            raise HostError(
+                f"{instance.name}: unicast_src {instance.unicast_src} is not an address of "
+                f"{info.name} (it has {', '.join(map(str, sorted(own))) or 'none'})"
+            )
+        source = instance.unicast_src
+    peers = tuple(peer for peer in instance.unicast_peers if peer not in own)
+    if instance.unicast_peers and not peers:
+        raise HostError(
+            f"{instance.name}: every unicast peer is an address of this node on "
+            f"{info.name}; list the other nodes' addresses"
+        )
+    skipped = [peer for peer in instance.unicast_peers if peer in own]
+    if skipped:
+        log.info(
+            "%s: unicast peer(s) %s left out: this node's own address(es)",
+            instance.name,
+            ", ".join(map(str, skipped)),
+        )
+    return source, peers
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -253,15 +292,17 @@ class _Agent:
         self._closers.append(sock.close)
         garp = GarpSender(info.name, info.mac)
         self._closers.append(garp.close)
+        own = {address.ip for address in info.addresses} - {vip.ip for vip in vips}
         drivers = []
         for instance in instances:
-            router = VirtualRouter(instance.router_config(primary))
+            source, peers = _unicast_endpoints(instance, info, primary, own)
+            router = VirtualRouter(replace(instance.router_config(source), unicast_peers=peers))
             driver = RouterDriver(
                 router,
                 loop=self._loop,
                 ifname=info.name,
                 ifindex=info.index,
-                send_advert=partial(send_to_vrrp_group, sock),
+                send_advert=partial(send_advert, sock, info.index, source),
                 send_garp=garp.send,
                 vips=self._netlink,
                 kernel_peer=self._kernel_peer(info.index, instance.vrid),
@@ -271,16 +312,16 @@ class _Agent:
             self._drivers[instance.name] = driver
             self._primaries[instance.name] = primary
             log.info(
-                "%s: VRRPv%d VRID %d priority %d on %s from %s, VIPs %s",
+                "%s: VRRPv%d VRID %d priority %d on %s from %s to %s, VIPs %s",
                 instance.name,
                 instance.version,
                 instance.vrid,
                 instance.priority,
                 info.name,
-                primary,
+                source,
+                ", ".join(map(str, router.advert_destinations)),
                 ", ".join(map(str, instance.vips)),
             )
-        own = {address.ip for address in info.addresses} - {vip.ip for vip in vips}
         receiver = InterfaceReceiver(
             loop=self._loop, ifname=info.name, sock=sock, drivers=drivers, own_addresses=own
         )
@@ -333,6 +374,11 @@ class _Agent:
             if other is not driver:
                 # The group fed the other members inputs: run their actions now.
                 other.update(lambda now: None)
+        if self._stopping and group_change is not None and group_change.new is not State.INITIALIZE:
+            # Members stop one after another: a group that is half stopped looks BACKUP
+            # for an instant, which is no transition to report. keepalived too sends the
+            # group only STOP at shutdown (vrrp_notify.c notify_shutdown).
+            group_change = None
         if group_change is not None:
             log.info("sync group %s: %s -> %s", group.name, group_change.old, group_change.new)
             state = _NOTIFY_STATES[group_change.new]

@@ -40,10 +40,15 @@ difference):
   address-owner value that keepalived forces to MASTER (§4.4). See :func:`priorities`.
 * ``OPENSHIFT_HA_NETWORK_INTERFACE`` naming a missing interface silently fell through to
   another NIC (§3); here it is an error (:func:`choose_interface`).
-* ``OPENSHIFT_HA_USE_UNICAST`` was documented but never read (§3, §7); here it is read,
-  and since the agent has no unicast mode yet, unicast (``true`` or a non-empty
-  ``OPENSHIFT_HA_UNICAST_PEERS``) is a clear "not supported yet" error rather than a
-  cluster that quietly multicasts.
+* ``OPENSHIFT_HA_USE_UNICAST`` was documented but never read (§3, §7): unicast was on
+  exactly when ``OPENSHIFT_HA_UNICAST_PEERS`` was non-empty. Here it is read: ``true``
+  without peers is an error (the image multicast quietly), and ``false`` with peers is
+  an error too (the image ignored it and unicast), so neither reading is ever guessed.
+  Unset, the peers decide, as in the image.
+* ``OPENSHIFT_HA_UNICAST_PEERS``: the Deployment passes one list to every pod, so each
+  node's keepalived had itself among its peers. The node's own address (and the
+  ``UNICAST_SOURCE_IPADDRESS``) is left out of each instance's ``unicast_peers``; bad
+  or repeated entries are errors (the image pasted them into keepalived.conf).
 * IPv6 VIPs: the image half-supported them (§4.2, §6.5); the agent speaks IPv4 only so
   far, and says so.
 * ``preempt_delay`` was cleared by keepalived on the instances the image started with
@@ -149,6 +154,11 @@ class IpfailoverSettings:
     #: From ``OPENSHIFT_HA_PREEMPTION``: whether to preempt, and the delay in seconds.
     preempt: bool
     preempt_delay: float
+    #: ``OPENSHIFT_HA_UNICAST_PEERS``: unicast mode when non-empty (every pod gets the
+    #: same list; :func:`build_document` leaves the node's own address out).
+    unicast_peers: tuple[IPv4Address, ...] = ()
+    #: ``UNICAST_SOURCE_IPADDRESS``: the advert source in unicast mode, or None.
+    unicast_src: IPv4Address | None = None
     #: Variables that were set but have no effect on the agent, one sentence each.
     warnings: tuple[str, ...] = ()
 
@@ -185,19 +195,26 @@ def read_environment(environ: Mapping[str, str]) -> IpfailoverSettings:
             "OPENSHIFT_HA_CONFIG_NAME: must be ASCII: its first 8 characters are the VRRPv2 "
             f"password, got {config_name!r}"
         )
-    _refuse_unicast(get)
-    for name in ("MULTICAST_SOURCE_IPADDRESS", "UNICAST_SOURCE_IPADDRESS"):
-        if get(name):
-            raise ConfigError(
-                f"{name}: choosing the advert source address is not supported yet; the "
-                "agent sends from the interface's primary IPv4 address"
-            )
+    unicast_peers = _unicast_peers(get)
+    if get("MULTICAST_SOURCE_IPADDRESS"):
+        raise ConfigError(
+            "MULTICAST_SOURCE_IPADDRESS: choosing the multicast advert source address is not "
+            "supported yet; the agent sends from the interface's primary IPv4 address"
+        )
     warnings = []
+    unicast_src = _address(get, "UNICAST_SOURCE_IPADDRESS")
+    if unicast_src is not None and not unicast_peers:
+        warnings.append(
+            "UNICAST_SOURCE_IPADDRESS is set, but without OPENSHIFT_HA_UNICAST_PEERS the "
+            "agent multicasts, from the interface's primary address"
+        )
+        unicast_src = None
+    allow = "from the unicast peers" if unicast_peers else "to 224.0.0.18"
     for name in ("OPENSHIFT_HA_NFTABLES_RULE", "OPENSHIFT_HA_IPTABLES_CHAIN"):
         if get(name):
             warnings.append(
                 f"{name} is set, but the agent does not add firewall rules: allow IP "
-                "protocol 112 to 224.0.0.18 on the VRRP interface yourself"
+                f"protocol 112 {allow} on the VRRP interface yourself"
             )
     preempt, preempt_delay = parse_preemption(get("OPENSHIFT_HA_PREEMPTION", DEFAULT_PREEMPTION))
     return IpfailoverSettings(
@@ -219,6 +236,8 @@ def read_environment(environ: Mapping[str, str]) -> IpfailoverSettings:
         notify_script=_command(get, "OPENSHIFT_HA_NOTIFY_SCRIPT"),
         preempt=preempt,
         preempt_delay=preempt_delay,
+        unicast_peers=unicast_peers,
+        unicast_src=unicast_src,
         warnings=tuple(warnings),
     )
 
@@ -229,6 +248,7 @@ def build_document(settings: IpfailoverSettings, node: NodeFacts) -> dict[str, A
     groups = split_groups(settings.vips, settings.vip_groups)
     vrids = assign_vrids(len(groups), settings.vrrp_id_offset, settings.excluded_vrids)
     bids = priorities(node.address, vrids, settings.replica_count, preempt=settings.preempt)
+    peers = _peers_of_node(settings, node)
     document: dict[str, Any] = {}
     if settings.check_script is not None:
         path, *args = settings.check_script
@@ -253,6 +273,10 @@ def build_document(settings: IpfailoverSettings, node: NodeFacts) -> dict[str, A
         instance["auth_type"] = "pass"
         instance["auth_pass"] = settings.auth_pass
         instance["vips"] = [str(vip) for vip in vips]
+        if peers:
+            instance["unicast_peers"] = [str(peer) for peer in peers]
+        if settings.unicast_src is not None:
+            instance["unicast_src"] = str(settings.unicast_src)
         if settings.check_script is not None:
             instance["track_scripts"] = [settings.check_name]
         elif settings.monitor_port:
@@ -496,22 +520,64 @@ def _parse_vip_entry(entry: str) -> tuple[IPv4Address, IPv4Address, int]:
     return start, end, prefix
 
 
-def _refuse_unicast(get: _Getter) -> None:
-    """Unicast VRRP: not implemented yet, so asking for it is an error, never a silent
-    fall-back to multicast (which keepalived before 2.2.4 also did, keepalived.md §2)."""
-    use_unicast = get("OPENSHIFT_HA_USE_UNICAST").lower()
-    if use_unicast not in _TRUE + _FALSE:
-        raise ConfigError(f"OPENSHIFT_HA_USE_UNICAST: must be true or false, got {use_unicast!r}")
-    if get("OPENSHIFT_HA_UNICAST_PEERS"):
+def _unicast_peers(get: _Getter) -> tuple[IPv4Address, ...]:
+    """``OPENSHIFT_HA_UNICAST_PEERS`` (commas or white space), checked against
+    ``OPENSHIFT_HA_USE_UNICAST``; never a silent fall-back to multicast (which keepalived
+    before 2.2.4 did with an empty peer list, keepalived.md §2)."""
+    key = "OPENSHIFT_HA_UNICAST_PEERS"
+    use_text = get("OPENSHIFT_HA_USE_UNICAST").lower()
+    if use_text not in _TRUE + _FALSE:
+        raise ConfigError(f"OPENSHIFT_HA_USE_UNICAST: must be true or false, got {use_text!r}")
+    peers: list[IPv4Address] = []
+    for entry in _SEPARATORS.split(get(key)):
+        if not entry:
+            continue
+        try:
+            peer = IPv4Address(entry)
+        except AddressValueError:
+            raise ConfigError(
+                f"{key}: not an IPv4 address such as 10.0.0.2, got {entry!r} (list the "
+                "nodes' addresses separated by commas or spaces)"
+            ) from None
+        if peer.is_unspecified or peer.is_loopback or peer.is_multicast or peer.is_reserved:
+            raise ConfigError(f"{key}: {peer} is not a unicast address")
+        if peer in peers:
+            raise ConfigError(f"{key}: {peer} is listed twice")
+        peers.append(peer)
+    if use_text in _TRUE and not peers:
         raise ConfigError(
-            "OPENSHIFT_HA_UNICAST_PEERS: unicast VRRP is not supported yet; the agent "
-            "multicasts to 224.0.0.18, so unset it (and allow that multicast group)"
+            "OPENSHIFT_HA_USE_UNICAST: true, but OPENSHIFT_HA_UNICAST_PEERS is empty; list "
+            "the addresses of the nodes running IP failover (the same list on every node)"
         )
-    if use_unicast in _TRUE:
+    if use_text and use_text in _FALSE and peers:
         raise ConfigError(
-            "OPENSHIFT_HA_USE_UNICAST: unicast VRRP is not supported yet; set it to false "
-            "or unset it (the image ignored this variable and multicast anyway)"
+            "OPENSHIFT_HA_USE_UNICAST: false, but OPENSHIFT_HA_UNICAST_PEERS lists peers, "
+            "which the image used for unicast anyway (it never read USE_UNICAST); set it "
+            "to true (or unset it) for unicast, or unset the peers for multicast"
         )
+    return tuple(peers)
+
+
+def _peers_of_node(settings: IpfailoverSettings, node: NodeFacts) -> tuple[IPv4Address, ...]:
+    """The unicast peers without this node itself: every pod gets the same list."""
+    ours = {node.address, settings.unicast_src}
+    peers = tuple(peer for peer in settings.unicast_peers if peer not in ours)
+    if settings.unicast_peers and not peers:
+        raise ConfigError(
+            f"OPENSHIFT_HA_UNICAST_PEERS: lists only this node's own address "
+            f"({', '.join(map(str, settings.unicast_peers))}); list every IP failover node"
+        )
+    return peers
+
+
+def _address(get: _Getter, name: str) -> IPv4Address | None:
+    text = get(name)
+    if not text:
+        return None
+    try:
+        return IPv4Address(text)
+    except AddressValueError:
+        raise ConfigError(f"{name}: not an IPv4 address, got {text!r}") from None
 
 
 def _integer(

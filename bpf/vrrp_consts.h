@@ -17,9 +17,13 @@
 #ifndef VRRP_RINGBUF_PAGES
 #define VRRP_RINGBUF_PAGES 8 /* ring buffer size in pages (power of two) */
 #endif
+#ifndef VRRP_MAX_UNICAST_PEERS
+#define VRRP_MAX_UNICAST_PEERS 4096 /* (ifindex, VRID, IPv4 address) unicast peers */
+#endif
 
 #define VRRP_IPPROTO 112      /* RFC 9568 §5.1.1.4 */
 #define VRRP_TTL 255          /* RFC 3768 §7.1, RFC 9568 §7.1 */
+#define VRRP_GROUP 0xe0000012 /* 224.0.0.18 in host order (compare with bpf_htonl) */
 #define VRRP_TYPE_ADVERT 1    /* RFC 9568 §5.2.2 */
 #define VRRP_HEADER_LEN 8     /* fixed header, both versions */
 #define VRRP_V2_AUTH_LEN 8    /* RFC 3768 §5.3.10: the trailer is always there */
@@ -50,6 +54,8 @@ enum vrrp_reason {
     R_OWN_ADVERT,
     R_INTERVAL_MISMATCH,
     R_AUTH_MISMATCH,
+    R_WRONG_DESTINATION, /* multicast advert in unicast mode, or unicast in multicast mode */
+    R_UNKNOWN_PEER,      /* unicast mode: the source is not a configured peer */
     R_ACCEPTED, /* not a drop: valid adverts (passed up or kept in the kernel) */
     R_ABSORBED, /* of those, kept in the kernel (kernel-only mode): not copied to the socket */
     R_MAX,
@@ -62,6 +68,9 @@ enum vrrp_reason {
 /* We are Master of this VRID (set by userspace on every transition). A Master must see
  * every advert that can preempt it (RFC 9568 §6.4.3: priority >= ours), even unchanged ones. */
 #define F_MASTER 4
+/* Unicast mode (draft-abinabraham-vrrp-unicast): adverts must come from a peer listed in
+ * `unicast_peers` and be sent to one of our addresses; without it, to 224.0.0.18. */
+#define F_UNICAST 8
 
 /* vrid_cfg.auth_type: the on-wire VRRPv2 Auth Type codes (RFC 2338 §5.3.6). */
 #define AUTH_NONE 0

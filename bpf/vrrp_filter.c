@@ -10,7 +10,8 @@
  *   version 2|3 -> type 1 -> length = 8 + 4 x count (+ 8 for v2), count > 0 ->
  *   checksum (v2: message; v3: pseudo-header form or message-only form) -> interval > 0 ->
  *   VRID configured on this ifindex -> not our own source -> configured version ->
- *   v2: same interval, same auth type and password.
+ *   v2: same interval, same auth type and password -> destination fits the mode (unicast:
+ *   one of our addresses; multicast: 224.0.0.18) -> unicast: source is a configured peer.
  *
  * An accepted advert updates `peers` for (ifindex, VRID) and, only when something the state
  * machine cares about changed, writes one `event` to the ring buffer.
@@ -240,6 +241,18 @@ static __always_inline enum verdict vrrp_check(struct __sk_buff *skb, u32 off, u
                 auth != cfg->auth_data)
                 return drop_reason(R_AUTH_MISMATCH);
         }
+    }
+    /* draft-abinabraham-vrrp-unicast: each mode ignores the other's adverts, and unicast
+     * mode hears only its configured peers. */
+    if (cfg->flags & F_UNICAST) {
+        struct own_key dst = {.ifindex = skb->ifindex, .addr = ip.daddr};
+        if (!own_addrs.lookup(&dst))
+            return drop_reason(R_WRONG_DESTINATION);
+        struct unicast_peer_key pk = {.ifindex = skb->ifindex, .vrid = vh.vrid, .addr = ip.saddr};
+        if (!unicast_peers.lookup(&pk))
+            return drop_reason(R_UNKNOWN_PEER);
+    } else if (ip.daddr != bpf_htonl(VRRP_GROUP)) {
+        return drop_reason(R_WRONG_DESTINATION);
     }
 
     bool changed = track_peer(skb, cfg, &vh, ip.saddr, interval_cs);

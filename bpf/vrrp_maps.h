@@ -8,6 +8,9 @@
 BPF_HASH(vrid_cfg, struct vrid_key, struct vrid_cfg, VRRP_MAX_ROUTERS);
 /* own_addrs: (ifindex, address) -> 1 for every address of this node; written by userspace. */
 BPF_HASH(own_addrs, struct own_key, u8, VRRP_MAX_OWN_ADDRESSES);
+/* unicast_peers: (ifindex, VRID, address) -> 1 for each peer of a VRID in unicast mode
+ * (F_UNICAST); written by userspace. */
+BPF_HASH(unicast_peers, struct unicast_peer_key, u8, VRRP_MAX_UNICAST_PEERS);
 /* stats: per-CPU packet counters indexed by enum vrrp_reason (RejectReason order + accepted). */
 BPF_PERCPU_ARRAY(stats, u64, R_MAX);
 /* peers: (ifindex, VRID) -> last accepted advert and its timestamps; written by the program. */

@@ -16,7 +16,7 @@ struct vrid_key {
 /* What a configured virtual router accepts (mirror of VridPolicy + local settings). */
 struct vrid_cfg {
     u8 version;      /* 2 or 3 */
-    u8 flags;        /* F_PREEMPT */
+    u8 flags;        /* F_PREEMPT, F_KERNEL_ONLY, F_MASTER, F_UNICAST */
     u8 local_prio;   /* our priority: decides which adverts reset Master_Down_Timer */
     u8 auth_type;    /* AUTH_NONE / AUTH_SIMPLE (VRRPv2 only) */
     u16 interval_cs; /* our Advertisement_Interval; VRRPv2 requires equality */
@@ -27,6 +27,13 @@ struct vrid_cfg {
 /* One address this node owns on one interface: adverts from it are our own. */
 struct own_key {
     u32 ifindex;
+    u32 addr;
+};
+
+/* One configured unicast peer of one virtual router on one interface. */
+struct unicast_peer_key {
+    u32 ifindex;
+    u32 vrid;
     u32 addr;
 };
 

@@ -50,6 +50,7 @@ PEER = IPv4Address("192.0.2.1")
 #: The receiving node itself (the capture side): adverts from it are its own.
 SELF = IPv4Address("192.0.2.2")
 OTHER_PEER = IPv4Address("192.0.2.3")
+BROADCAST = IPv4Address("255.255.255.255")
 VIP = IPv4Address("192.0.2.100")
 
 #: The VRIDs configured on the receiving interface; 51..54 match the keepalived captures.
@@ -57,6 +58,8 @@ V3_VRID, V3_FAST_VRID, V2_VRID, V2_AUTH_VRID = 51, 52, 53, 54
 PASSWORD = b"s3cr3t"
 #: A VRID whose password fills the whole 8-byte auth data field.
 V2_PASS8_VRID, PASSWORD8 = 55, b"12345678"
+#: VRIDs in unicast mode (keepalived ``unicast_peer``): PEER is their only peer.
+UNICAST_V3_VRID, UNICAST_V2_VRID = 56, 57
 UNCONFIGURED_VRID = 99
 
 #: The receive policy of the interface that saw the keepalived captures.
@@ -76,6 +79,12 @@ LAN_POLICY = ReceivePolicy(
             advert_interval_cs=100,
             auth_type=AuthType.SIMPLE,
             auth_password=PASSWORD8,
+        ),
+        UNICAST_V3_VRID: VridPolicy(
+            version=3, advert_interval_cs=100, unicast_peers=frozenset({PEER})
+        ),
+        UNICAST_V2_VRID: VridPolicy(
+            version=2, advert_interval_cs=100, unicast_peers=frozenset({PEER})
         ),
     },
     own_addresses=frozenset({SELF}),
@@ -158,6 +167,27 @@ def advert(
         auth_type=auth_type,
         auth_password=auth_password,
     )
+
+
+def unicast(
+    version: int = 3,
+    *,
+    source: IPv4Address = PEER,
+    destination: IPv4Address = SELF,
+    checksum_form: ChecksumForm = ChecksumForm.PSEUDO_HEADER,
+    interval_cs: int = 100,
+) -> bytes:
+    """A valid unicast advert datagram (VRID 56 for v3, 57 for v2), checksummed for its
+    real destination as keepalived > 1.3.6 does (protocol.md §4)."""
+    message = advert(
+        version,
+        vrid=UNICAST_V3_VRID if version == 3 else UNICAST_V2_VRID,
+        interval_cs=interval_cs,
+        source=source,
+        destination=destination,
+        checksum_form=checksum_form,
+    )
+    return ip(message, source=source, destination=destination)
 
 
 def v2_auth_advert(password: bytes = PASSWORD) -> bytes:
@@ -297,7 +327,14 @@ SIMPLE_CASES: list[tuple[str, bytes, RejectReason | None]] = [
     ("ethernet_padding_v2", ip(V2) + bytes(6), None),
     ("ethernet_padding_nonzero_bytes", ip(V3) + b"\xff" * 14, None),
     # Unicast (keepalived unicast_peer): the pseudo-header uses the real destination.
-    ("v3_unicast_to_us", ip(advert(3, destination=SELF), destination=SELF), None),
+    ("unicast_v3_from_peer_to_us", unicast(3), None),
+    ("unicast_v3_message_only_checksum", unicast(3, checksum_form=MO), None),
+    ("unicast_v2_from_peer_to_us", unicast(2), None),
+    (
+        "unicast_v3_priority_0",
+        ip(advert(3, vrid=UNICAST_V3_VRID, priority=0, destination=SELF), destination=SELF),
+        None,
+    ),
     # The kernel verifies the IP header checksum before a raw socket (and its socket
     # filter) sees the packet, so classify() does not repeat it.
     ("ip_header_checksum_not_rechecked", ip(V3)[:10] + b"\x00\x00" + ip(V3)[12:], None),
@@ -475,6 +512,54 @@ SIMPLE_CASES: list[tuple[str, bytes, RejectReason | None]] = [
         "v2_password_garbage_padding",
         ip(patched(V2_AUTH, len(V2_AUTH) - 2, b"\x00x", checksum_form=MO)),
         R.AUTH_MISMATCH,
+    ),
+    # --- wrong_destination (draft-abinabraham-vrrp-unicast: modes ignore each other) --
+    (
+        "multicast_mode_v3_unicast_to_us",
+        ip(advert(3, destination=SELF), destination=SELF),
+        R.WRONG_DESTINATION,
+    ),
+    ("multicast_mode_v2_unicast_to_us", ip(V2, destination=SELF), R.WRONG_DESTINATION),
+    (
+        "multicast_mode_v3_broadcast",
+        ip(advert(3, destination=BROADCAST), destination=BROADCAST),
+        R.WRONG_DESTINATION,
+    ),
+    (
+        "unicast_mode_v3_multicast_advert",
+        unicast(3, destination=VRRP_GROUP_V4),
+        R.WRONG_DESTINATION,
+    ),
+    (
+        "unicast_mode_v2_multicast_advert",
+        unicast(2, destination=VRRP_GROUP_V4),
+        R.WRONG_DESTINATION,
+    ),
+    # Our VIP is not one of our own addresses: peers must send to the node's address.
+    ("unicast_mode_sent_to_vip", unicast(3, destination=VIP), R.WRONG_DESTINATION),
+    ("unicast_mode_sent_to_other_host", unicast(3, destination=OTHER_PEER), R.WRONG_DESTINATION),
+    (
+        "destination_checked_before_peer",
+        unicast(3, source=OTHER_PEER, destination=VRRP_GROUP_V4),
+        R.WRONG_DESTINATION,
+    ),
+    # --- unknown_peer -------------------------------------------------------------------
+    ("unicast_v3_from_unknown_peer", unicast(3, source=OTHER_PEER), R.UNKNOWN_PEER),
+    ("unicast_v2_from_unknown_peer", unicast(2, source=OTHER_PEER), R.UNKNOWN_PEER),
+    ("unicast_from_own_address", unicast(3, source=SELF), R.OWN_ADVERT),
+    (
+        "interval_checked_before_peer",
+        unicast(2, source=OTHER_PEER, interval_cs=200),
+        R.INTERVAL_MISMATCH,
+    ),
+    (
+        "version_checked_before_peer",
+        ip(
+            advert(2, vrid=UNICAST_V3_VRID, source=OTHER_PEER, destination=SELF),
+            source=OTHER_PEER,
+            destination=SELF,
+        ),
+        R.BAD_VERSION,
     ),
 ]
 

@@ -85,6 +85,12 @@ class RejectReason(StrEnum):
     INTERVAL_MISMATCH = "interval_mismatch"
     #: VRRPv2 authentication type or password differs from ours (RFC 3768 §7.1).
     AUTH_MISMATCH = "auth_mismatch"
+    #: Addressed for the other mode: a multicast advert for a VRID in unicast mode, or a
+    #: unicast one (to anything but 224.0.0.18) for a VRID in multicast mode
+    #: (draft-abinabraham-vrrp-unicast: each mode ignores the other's adverts).
+    WRONG_DESTINATION = "wrong_destination"
+    #: Unicast mode: the source is not one of the VRID's configured peers.
+    UNKNOWN_PEER = "unknown_peer"
 
 
 class ChecksumForm(StrEnum):
@@ -117,6 +123,10 @@ class VridPolicy:
     auth_type: AuthType = AuthType.NONE
     #: The simple password, at most 8 bytes (VRRPv2 only).
     auth_password: bytes = b""
+    #: Unicast mode (keepalived ``unicast_peer``, draft-abinabraham-vrrp-unicast): the
+    #: only sources whose adverts count, sent to one of our own addresses. Empty: multicast
+    #: mode, adverts must be sent to 224.0.0.18.
+    unicast_peers: frozenset[IPv4Address] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +356,9 @@ def _classify_message(
             return Rejected(RejectReason.INTERVAL_MISMATCH, vrid, source)
         if not _v2_auth_matches(message, vrid_policy):
             return Rejected(RejectReason.AUTH_MISMATCH, vrid, source)
+    mode_reason = _mode_mismatch(source, destination, vrid_policy, policy)
+    if mode_reason is not None:
+        return Rejected(mode_reason, vrid, source)
     addresses = tuple(IPv4Address(message[8 + 4 * i : 12 + 4 * i]) for i in range(count))
     return Advertisement(version, vrid, priority, interval_cs, addresses, source, form)
 
@@ -363,6 +376,27 @@ def _v3_checksum_form(
         return ChecksumForm.PSEUDO_HEADER
     if internet_checksum(message) == 0:
         return ChecksumForm.MESSAGE_ONLY
+    return None
+
+
+def _mode_mismatch(
+    source: IPv4Address, destination: IPv4Address, vrid_policy: VridPolicy, policy: ReceivePolicy
+) -> RejectReason | None:
+    """The unicast draft's receive rules (draft-abinabraham-vrrp-unicast-01, protocol.md §6).
+
+    A VRID in unicast mode takes adverts only from its configured peers, sent to one of
+    our own addresses; a VRID in multicast mode only adverts sent to 224.0.0.18. The draft
+    has each mode ignore the other's adverts; keepalived accepts both, but a node that
+    unicasts to us while we multicast is misconfigured, and obeying it would let any host
+    that can reach us speak for the VRID. These checks come last so the earlier reasons
+    keep their order (the eBPF program numbers the reasons in member order).
+    """
+    if not vrid_policy.unicast_peers:
+        return None if destination == VRRP_GROUP_V4 else RejectReason.WRONG_DESTINATION
+    if destination not in policy.own_addresses:
+        return RejectReason.WRONG_DESTINATION
+    if source not in vrid_policy.unicast_peers:
+        return RejectReason.UNKNOWN_PEER
     return None
 
 

@@ -102,11 +102,19 @@ class RouterConfig:
     auth_type: AuthType = AuthType.NONE
     auth_password: bytes = b""
     garp: GarpSettings = field(default_factory=GarpSettings)
+    #: Unicast mode (draft-abinabraham-vrrp-unicast, keepalived ``unicast_peer``): every
+    #: advert goes to each of these addresses instead of 224.0.0.18, and only their adverts
+    #: are accepted. Empty: multicast mode.
+    unicast_peers: tuple[IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class SendAdvertisement:
-    """Multicast one advert with this priority (0 = we are releasing the master role)."""
+    """Send one advert with this priority (0 = we are releasing the master role).
+
+    To 224.0.0.18, or in unicast mode one copy to each peer (:attr:`VirtualRouter.
+    advert_destinations`), each encoded for its destination.
+    """
 
     priority: int
 
@@ -238,10 +246,23 @@ class VirtualRouter:
             advert_interval_cs=self.config.advert_interval_cs,
             auth_type=self.config.auth_type,
             auth_password=self.config.auth_password,
+            unicast_peers=frozenset(self.config.unicast_peers),
         )
 
-    def encode_advertisement(self, priority: int) -> bytes:
-        """The VRRP message for a :class:`SendAdvertisement` action."""
+    @property
+    def advert_destinations(self) -> tuple[IPv4Address, ...]:
+        """Where each advert goes: 224.0.0.18, or every unicast peer (the draft sends the
+        same packet content to each peer; only the checksum follows the destination)."""
+        return self.config.unicast_peers or (VRRP_GROUP_V4,)
+
+    def encode_advertisement(
+        self, priority: int, destination: IPv4Address = VRRP_GROUP_V4
+    ) -> bytes:
+        """The VRRP message for a :class:`SendAdvertisement` action, sent to ``destination``.
+
+        The VRRPv3 pseudo-header checksum covers the real IP destination, so a unicast
+        advert is encoded once per peer (protocol.md §4; keepalived > 1.3.6 does the same).
+        """
         return encode_advertisement(
             version=self.config.version,
             vrid=self.config.vrid,
@@ -249,7 +270,7 @@ class VirtualRouter:
             interval_cs=self.config.advert_interval_cs,
             addresses=tuple(vip.ip for vip in self.config.vips),
             source=self.config.primary_address,
-            destination=VRRP_GROUP_V4,
+            destination=destination,
             checksum_form=self.config.checksum_form,
             auth_type=self.config.auth_type,
             auth_password=self.config.auth_password,
@@ -358,9 +379,16 @@ class VirtualRouter:
         """Run whatever timers are due at ``now``; calling it early does nothing."""
         if self._protocol_deadline is not None and now >= self._protocol_deadline:
             if self.state is State.MASTER:
-                # RFC 9568 §6.4.3: Adver_Timer fired.
+                # RFC 9568 §6.4.3: Adver_Timer fired. The next one is due an interval
+                # after this one was *due*, not after we got to it: a loop that wakes a
+                # little late every time must not stretch the interval (at 10 ms a 1 ms
+                # lateness would otherwise cost backups 10 % of their adverts). After a
+                # stall of more than an interval, restart from now instead of bursting.
+                scheduled = self._protocol_deadline + self.advert_interval
+                if scheduled <= now:
+                    scheduled = now + self.advert_interval
                 self._send_advert(self.priority)
-                self._protocol_deadline = now + self.advert_interval
+                self._protocol_deadline = scheduled
             elif self.state is State.BACKUP and self.drained:
                 self._protocol_deadline = now + self.master_down_interval
             elif self.state is State.BACKUP:

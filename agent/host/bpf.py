@@ -76,6 +76,7 @@ _CAP_BPF: Final = 39
 _F_PREEMPT: Final = 1
 _F_KERNEL_ONLY: Final = 2
 _F_MASTER: Final = 4
+_F_UNICAST: Final = 8
 _AUTH_CODE: Final = {AuthType.NONE: 0, AuthType.SIMPLE: 1}
 #: Index of the valid-advert counter in ``stats``: right after the reject reasons.
 ACCEPTED_INDEX: Final = len(RejectReason)
@@ -245,6 +246,12 @@ class OwnKey(ct.Structure):
     _fields_ = (("ifindex", ct.c_uint32), ("addr", ct.c_uint32))
 
 
+class UnicastPeerKey(ct.Structure):
+    """``struct unicast_peer_key``: one unicast peer of one virtual router on one interface."""
+
+    _fields_ = (("ifindex", ct.c_uint32), ("vrid", ct.c_uint32), ("addr", ct.c_uint32))
+
+
 class Peer(ct.Structure):
     """``struct peer``: the last accepted advert of a (ifindex, VRID)."""
 
@@ -284,6 +291,7 @@ _CType: TypeAlias = "type[ct.Structure] | type[ct._SimpleCData[Any]]"
 MAP_LAYOUTS: Final[Mapping[str, tuple[_CType | None, _CType]]] = {
     "vrid_cfg": (VridKey, VridCfg),
     "own_addrs": (OwnKey, ct.c_uint8),
+    "unicast_peers": (UnicastPeerKey, ct.c_uint8),
     "stats": (ct.c_uint32, ct.c_uint64),
     "peers": (VridKey, Peer),
     "events": (None, Event),
@@ -518,6 +526,9 @@ class VrrpFilter:
         self._fds = [*programs.values(), *(fd for fd, _ in maps.values())]
         self._vrid_cfg = _Map(syscall, "vrid_cfg", maps["vrid_cfg"][0], VridKey, VridCfg)
         self._own_addrs = _Map(syscall, "own_addrs", maps["own_addrs"][0], OwnKey, ct.c_uint8)
+        self._unicast_peers = _Map(
+            syscall, "unicast_peers", maps["unicast_peers"][0], UnicastPeerKey, ct.c_uint8
+        )
         cpus = possible_cpus()
         self._stats = _Map(syscall, "stats", maps["stats"][0], ct.c_uint32, ct.c_uint64 * cpus)
         self._peers = _Map(syscall, "peers", maps["peers"][0], VridKey, Peer)
@@ -536,8 +547,10 @@ class VrrpFilter:
         """Make the kernel enforce ``policy`` on ``ifindex``, replacing what was there.
 
         ``local`` gives our priority, preempt and receive mode per VRID (default
-        :class:`LocalRouter`). Every VRID starts as non-Master (see :meth:`set_master`).
-        Peer records of VRIDs no longer configured are forgotten.
+        :class:`LocalRouter`). A VRID with ``unicast_peers`` runs in unicast mode
+        (``F_UNICAST``, its peers in the ``unicast_peers`` map). Every VRID starts as
+        non-Master (see :meth:`set_master`). Peer records of VRIDs no longer configured are
+        forgotten.
         """
         local = local or {}
         wanted = {}
@@ -548,7 +561,8 @@ class VrrpFilter:
             wanted[vrid] = VridCfg(
                 version=vrid_policy.version,
                 flags=(_F_PREEMPT if mine.preempt else 0)
-                | (_F_KERNEL_ONLY if mine.kernel_only else 0),
+                | (_F_KERNEL_ONLY if mine.kernel_only else 0)
+                | (_F_UNICAST if vrid_policy.unicast_peers else 0),
                 local_prio=mine.priority,
                 auth_type=_AUTH_CODE[vrid_policy.auth_type],
                 interval_cs=vrid_policy.advert_interval_cs,
@@ -560,6 +574,17 @@ class VrrpFilter:
         for key in self._peers.all_keys():
             if key.ifindex == ifindex and key.vrid not in wanted:
                 self._peers.delete(key)
+        # Peers before the flag: a VRID never runs in unicast mode with a partial list.
+        peers = {
+            (vrid, _address_to_u32(peer))
+            for vrid, vrid_policy in policy.vrids.items()
+            for peer in vrid_policy.unicast_peers
+        }
+        for peer_key in self._unicast_peers.all_keys():
+            if peer_key.ifindex == ifindex and (peer_key.vrid, peer_key.addr) not in peers:
+                self._unicast_peers.delete(peer_key)
+        for vrid, address in peers:
+            self._unicast_peers.update(UnicastPeerKey(ifindex, vrid, address), ct.c_uint8(1))
         for vrid, cfg in wanted.items():
             self._vrid_cfg.update(VridKey(ifindex, vrid), cfg)
 
@@ -864,13 +889,15 @@ def load_filter(
     *,
     max_routers: int = 1024,
     max_own_addresses: int = 1024,
+    max_unicast_peers: int = 4096,
     ringbuf_pages: int = 8,
 ) -> VrrpFilter:
     """Compile and load the filter in a child process, once per process and parameters.
 
     Blocks for the compile (about 0.4 s): from a running event loop call it through
     ``asyncio.to_thread``. ``max_routers`` sizes the (ifindex, VRID) maps,
-    ``max_own_addresses`` the map of this node's addresses, ``ringbuf_pages`` (a power of
+    ``max_own_addresses`` the map of this node's addresses, ``max_unicast_peers`` the map
+    of (interface, VRID, peer) entries of unicast mode, ``ringbuf_pages`` (a power of
     two) the event ring buffer. Raises :class:`BpfUnavailable` for every reason the filter
     cannot be had.
     """
@@ -879,6 +906,7 @@ def load_filter(
         f"-I{source.parent}",
         f"-DVRRP_MAX_ROUTERS={max_routers}",
         f"-DVRRP_MAX_OWN_ADDRESSES={max_own_addresses}",
+        f"-DVRRP_MAX_UNICAST_PEERS={max_unicast_peers}",
         f"-DVRRP_RINGBUF_PAGES={ringbuf_pages}",
     )
     key = (str(source), cflags)

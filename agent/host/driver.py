@@ -129,7 +129,11 @@ class ThrottledLog:
 
 
 class RouterDriver:
-    """Runs one virtual router on the event loop: inputs in, actions out, one timer."""
+    """Runs one virtual router on the event loop: inputs in, actions out, one timer.
+
+    ``send_advert(message, destination)`` puts one encoded VRRP message on the wire, to
+    224.0.0.18 or to one unicast peer (:func:`agent.host.sockets.send_advert`).
+    """
 
     def __init__(
         self,
@@ -138,7 +142,7 @@ class RouterDriver:
         loop: asyncio.AbstractEventLoop,
         ifname: str,
         ifindex: int,
-        send_advert: Callable[[bytes], None],
+        send_advert: Callable[[bytes, IPv4Address], None],
         send_garp: Callable[[Sequence[IPv4Interface], int], None],
         vips: VipTable,
         kernel_peer: Callable[[], KernelPeer | None] | None = None,
@@ -290,7 +294,9 @@ class RouterDriver:
     def _execute(self, action: Action) -> None:
         match action:
             case SendAdvertisement(priority=priority):
-                self._send(self.router.encode_advertisement(priority))
+                # Unicast mode: one copy per peer, each checksummed for its destination.
+                for destination in self.router.advert_destinations:
+                    self._send(self.router.encode_advertisement(priority, destination), destination)
             case AddVips(vips=vips):
                 self._enqueue(self._add_vips(vips))
             case RemoveVips(vips=vips):
@@ -302,9 +308,9 @@ class RouterDriver:
                 for observer in self.observers:
                     observer(self, action)
 
-    def _send(self, message: bytes) -> None:
+    def _send(self, message: bytes, destination: IPv4Address) -> None:
         try:
-            self._send_advert(message)
+            self._send_advert(message, destination)
         except OSError as exc:
             self.send_failures.record(exc.strerror or type(exc).__name__)
 

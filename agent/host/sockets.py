@@ -13,6 +13,12 @@ Why each option is there (protocol.md §7, bpf.md §11, keepalived ``vrrp_if.c``
 - ``IP_MULTICAST_LOOP = 0``: our own adverts must not come back as "a peer".
 - non-blocking: the socket is read from ``loop.add_reader`` and written without waiting.
 
+Unicast adverts (draft-abinabraham-vrrp-unicast) leave from the same socket with
+``sendmsg`` and an ``IP_PKTINFO`` control message naming the interface and the source
+address: ``IP_MULTICAST_IF`` only applies to multicast, and ``bind()`` would also filter
+what the socket receives (a raw socket bound to an address gets only datagrams sent to
+it, never 224.0.0.18). ``IP_TTL = 255`` covers them (the draft keeps TTL 255).
+
 The kernel builds the IP header (no ``IP_HDRINCL``): we only hand it the VRRP message.
 """
 
@@ -29,6 +35,8 @@ from agent.host.errors import HostError
 
 #: ``IP_MULTICAST_ALL`` from ``<linux/in.h>``; Python's socket module does not export it.
 IP_MULTICAST_ALL: Final = 49
+#: ``IP_PKTINFO`` from ``<linux/in.h>`` (Python 3.11's socket module lacks it too).
+IP_PKTINFO: Final = 8
 
 
 def _ip_mreqn(group: IPv4Address, address: IPv4Address, ifindex: int) -> bytes:
@@ -136,3 +144,43 @@ def send_to_vrrp_group(sock: socket.socket, message: bytes) -> None:
     Never blocks: a full send buffer raises ``BlockingIOError`` for the caller to count.
     """
     sock.sendto(message, (str(VRRP_GROUP_V4), 0))
+
+
+def _in_pktinfo(ifindex: int, source: IPv4Address) -> bytes:
+    """Pack ``struct in_pktinfo`` from ``<linux/in.h>``::
+
+    struct in_pktinfo {
+        int            ipi_ifindex;   /* interface to send from */
+        struct in_addr ipi_spec_dst;  /* source address of the datagram */
+        struct in_addr ipi_addr;      /* (receive only) header destination */
+    };
+    """
+    return struct.pack("=i4s4s", ifindex, source.packed, bytes(4))
+
+
+def send_to_peer(
+    sock: socket.socket, ifindex: int, source: IPv4Address, message: bytes, peer: IPv4Address
+) -> None:
+    """Send one VRRP message to a unicast peer, out of ``ifindex`` and from ``source``.
+
+    ``source`` must be the address the VRRPv3 checksum was computed with (``unicast_src``
+    or the primary address); the kernel adds the IP header with TTL 255 (``IP_TTL``).
+    Never blocks, like :func:`send_to_vrrp_group`.
+    """
+    control = [(socket.IPPROTO_IP, IP_PKTINFO, _in_pktinfo(ifindex, source))]
+    sock.sendmsg([message], control, 0, (str(peer), 0))
+
+
+def send_advert(
+    sock: socket.socket,
+    ifindex: int,
+    source: IPv4Address,
+    message: bytes,
+    destination: IPv4Address,
+) -> None:
+    """Send one advert to 224.0.0.18 or to one unicast peer (the driver's ``send_advert``
+    once the socket, interface and source are bound with :func:`functools.partial`)."""
+    if destination == VRRP_GROUP_V4:
+        send_to_vrrp_group(sock, message)
+    else:
+        send_to_peer(sock, ifindex, source, message, destination)

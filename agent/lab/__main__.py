@@ -17,19 +17,21 @@ from agent.lab.netns import sweep_stale
 
 
 def _target(text: str) -> Target:
-    """VERSION:VRID:INTERVAL_CS:VIP[:PASSWORD]"""
-    parts = text.split(":")
+    """VERSION:VRID:INTERVAL_CS:VIP[:PASSWORD][@UNICAST_PEER]"""
+    body, at, peer_text = text.partition("@")
+    parts = body.split(":")
     if len(parts) not in (4, 5):
         raise argparse.ArgumentTypeError(
-            f"expected VERSION:VRID:INTERVAL_CS:VIP[:PASS], got {text}"
+            f"expected VERSION:VRID:INTERVAL_CS:VIP[:PASS][@UNICAST_PEER], got {text}"
         )
     try:
         version, vrid, interval_cs = int(parts[0]), int(parts[1]), int(parts[2])
         vip = IPv4Address(parts[3])
+        peer = IPv4Address(peer_text) if at else None
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text}: {exc}") from exc
     password = parts[4].encode() if len(parts) == 5 else b""
-    return Target(version, vrid, interval_cs, vip, password)
+    return Target(version, vrid, interval_cs, vip, password, peer)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -46,6 +46,8 @@ class Target:
     vip: IPv4Address
     #: VRRPv2 simple password of the victim (empty: no authentication).
     auth_pass: bytes = b""
+    #: The victim runs this VRID in unicast mode with this one peer (None: multicast).
+    unicast_peer: IPv4Address | None = None
 
     @property
     def auth_type(self) -> AuthType:
@@ -55,7 +57,14 @@ class Target:
 def receive_policy(targets: tuple[Target, ...], victim: IPv4Address) -> ReceivePolicy:
     """The policy the victim's receive path applies to these VRIDs."""
     vrids = {
-        t.vrid: VridPolicy(t.version, t.interval_cs, t.auth_type, t.auth_pass) for t in targets
+        t.vrid: VridPolicy(
+            t.version,
+            t.interval_cs,
+            t.auth_type,
+            t.auth_pass,
+            frozenset() if t.unicast_peer is None else frozenset({t.unicast_peer}),
+        )
+        for t in targets
     }
     return ReceivePolicy(vrids, frozenset({victim}))
 
@@ -67,8 +76,10 @@ def _advert(
     vrid: int | None = None,
     interval_cs: int | None = None,
     auth: tuple[AuthType, bytes] | None = None,
+    destination: IPv4Address = VRRP_GROUP_V4,
 ) -> bytes:
-    """A well-formed advert for ``target`` claiming priority 254, with the given changes."""
+    """A well-formed advert for ``target`` claiming priority 254, with the given changes
+    (``destination`` only enters the VRRPv3 checksum)."""
     auth_type, auth_password = auth or (target.auth_type, target.auth_pass)
     return encode_advertisement(
         version=target.version,
@@ -77,6 +88,7 @@ def _advert(
         interval_cs=target.interval_cs if interval_cs is None else interval_cs,
         addresses=(target.vip,),
         source=source,
+        destination=destination,
         auth_type=auth_type,
         auth_password=auth_password,
     )
@@ -144,6 +156,21 @@ def malformed_datagrams(
         slower = target.interval_cs + 100
         datagrams[RejectReason.INTERVAL_MISMATCH] = ip(_advert(target, source, interval_cs=slower))
         datagrams[RejectReason.AUTH_MISMATCH] = ip(_advert(target, source, auth=wrong_auth))
+    # The unicast draft's mode checks: unicast to a multicast-mode VRID (or multicast to a
+    # unicast-mode one), and unicast from a stranger to a unicast-mode VRID.
+    for target in targets:
+        if target.unicast_peer is None:
+            unicast = _advert(target, source, destination=victim)
+            datagrams[RejectReason.WRONG_DESTINATION] = encode_ipv4_datagram(
+                unicast, source=source, destination=victim
+            )
+    for target in targets:
+        if target.unicast_peer is not None:
+            datagrams.setdefault(RejectReason.WRONG_DESTINATION, ip(_advert(target, source)))
+            unicast = _advert(target, source, destination=victim)
+            datagrams[RejectReason.UNKNOWN_PEER] = encode_ipv4_datagram(
+                unicast, source=source, destination=victim
+            )
     return datagrams
 
 
@@ -162,7 +189,8 @@ def flood(
     without a syscall-heavy sleep per frame.
 
     ``destination_mac`` is the victim's own MAC, not the group's: the IP destination stays
-    224.0.0.18, so the victim's kernel delivers the datagrams to its VRRP socket, but the
+    224.0.0.18 (or the victim's address, for the unicast ones), so the victim's kernel
+    delivers the datagrams to its VRRP socket, but the
     other speakers never see them. They must not: the ``own_advert`` datagram carries the
     victim's address as its source and is a perfectly valid priority-254 advert to anyone else.
     """

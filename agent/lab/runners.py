@@ -15,7 +15,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 from itertools import count
 from pathlib import Path
 
@@ -45,6 +45,11 @@ class Instance:
     name: str = "VI_1"
     #: Seconds until the second GARP burst (0 = none): short keeps test captures small.
     garp_master_delay: float = 5.0
+    #: Unicast mode: the addresses of every node of the virtual router, the speaker's own
+    #: included (one list for all, like OPENSHIFT_HA_UNICAST_PEERS). The agent leaves its
+    #: own address out itself; keepalived gets the others as ``unicast_peer`` and its own
+    #: as ``unicast_src_ip``. Empty: multicast.
+    unicast_peers: tuple[IPv4Address, ...] = ()
 
 
 def _unique(node: Node, kind: str) -> str:
@@ -87,11 +92,24 @@ def agent_toml(
         ]
         if inst.auth_pass is not None:
             lines += ['auth_type = "pass"', f'auth_pass = "{inst.auth_pass}"']
+        if inst.unicast_peers:
+            peers = ", ".join(f'"{peer}"' for peer in inst.unicast_peers)
+            lines.append(f"unicast_peers = [{peers}]")
     return "\n".join(lines) + "\n"
 
 
-def keepalived_conf(instances: tuple[Instance, ...], *, router_id: str, notify: Path) -> str:
-    """A keepalived.conf with the same virtual routers (keepalived.md §2 keywords)."""
+def keepalived_conf(
+    instances: tuple[Instance, ...],
+    *,
+    router_id: str,
+    notify: Path,
+    own_address: IPv4Address | None = None,
+) -> str:
+    """A keepalived.conf with the same virtual routers (keepalived.md §2 keywords).
+
+    ``own_address`` is the node's address: the ``unicast_src_ip`` of unicast instances,
+    and left out of their ``unicast_peer`` block.
+    """
     lines = [
         "global_defs {",
         f"    router_id {router_id}",
@@ -120,6 +138,12 @@ def keepalived_conf(instances: tuple[Instance, ...], *, router_id: str, notify: 
                 f"        auth_pass {inst.auth_pass}",
                 "    }",
             ]
+        if inst.unicast_peers:
+            if own_address is not None:
+                lines.append(f"    unicast_src_ip {own_address}")
+            lines.append("    unicast_peer {")
+            lines += [f"        {peer}" for peer in inst.unicast_peers if peer != own_address]
+            lines.append("    }")
         lines.append("    virtual_ipaddress {")
         lines += [f"        {vip} dev {INTERFACE}" for vip in inst.vips]
         lines += ["    }", "}"]
@@ -221,7 +245,9 @@ def start_keepalived(node: Node, *instances: Instance) -> KeepalivedSpeaker:
     script.write_text(_NOTIFY_SCRIPT.format(path=notify_log))
     script.chmod(0o755)
     config = workdir / f"{tag}.conf"
-    config.write_text(keepalived_conf(instances, router_id=node.name, notify=script))
+    config.write_text(
+        keepalived_conf(instances, router_id=node.name, notify=script, own_address=node.ip)
+    )
     checked = node.run(["keepalived", "-t", "-f", str(config)], check=False)
     if checked.returncode != 0:
         raise LabError(f"keepalived -t rejected {config}:\n{checked.stdout}{checked.stderr}")

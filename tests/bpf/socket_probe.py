@@ -48,7 +48,12 @@ def receive_all(sock: socket.socket) -> list[str]:
 def main() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     vrrp_filter = load_filter()
-    vrrp_filter.configure_interface(LOOPBACK_IFINDEX, ReceivePolicy({51: VridPolicy(3, 100)}))
+    # Unicast mode (draft-abinabraham-vrrp-unicast): the adverts go from peer to us.
+    policy = ReceivePolicy(
+        {51: VridPolicy(3, 100, unicast_peers=frozenset({SOURCE}))},
+        own_addresses=frozenset({DESTINATION}),
+    )
+    vrrp_filter.configure_interface(LOOPBACK_IFINDEX, policy)
     with (
         socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP) as rx,
         socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as tx,

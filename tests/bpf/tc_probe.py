@@ -81,7 +81,12 @@ def _received(sock: socket.socket) -> int:
 async def _attach_and_send(hold: bool) -> dict[str, Any]:
     vrrp_filter = load_filter()
     ifindex = socket.if_nametoindex(RECEIVER)
-    vrrp_filter.configure_interface(ifindex, ReceivePolicy({51: VridPolicy(3, 100)}))
+    # Unicast mode (draft-abinabraham-vrrp-unicast): the adverts go from PEER to us.
+    policy = ReceivePolicy(
+        {51: VridPolicy(3, 100, unicast_peers=frozenset({PEER}))},
+        own_addresses=frozenset({LOCAL}),
+    )
+    vrrp_filter.configure_interface(ifindex, policy)
     attachment = await vrrp_filter.attach_tc(RECEIVER)
     with (
         socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP) as unfiltered,

@@ -11,15 +11,16 @@ the same packets: it must move the same counter and always return TC_ACT_OK.
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from agent.core.packet import ReceivePolicy, Rejected, RejectReason, classify
+from agent.core.packet import ReceivePolicy, Rejected, RejectReason, VridPolicy, classify
 from agent.host.bpf import ACCEPTED_INDEX, DEFAULT_SOURCE, VrrpFilter
 from tests.bpf.cases import KERNEL_CASES
 from tests.bpf.testrun import TEST_RUN_IFINDEX, run_datagram
-from tests.corpus import CORPUS
+from tests.corpus import CORPUS, OTHER_PEER, PEER, SELF, UNICAST_V3_VRID, unicast
 
 pytestmark = pytest.mark.bpf
 
@@ -113,3 +114,29 @@ def test_tc_observer_counts_like_classify_and_never_drops(
     ours = len(datagram) >= 20 and datagram[9] == _IPPROTO_VRRP
     expected = {_expected_index(datagram, policy): 1} if ours else {}
     assert _moved(before, after) == expected
+
+
+def test_reconfiguring_unicast_peers_replaces_the_kernels_peer_set(vrrp_filter: VrrpFilter) -> None:
+    """A peer removed from the configuration is unknown to the kernel at once (no stale
+    ``unicast_peers`` entry), and a VRID switched back to multicast refuses unicast."""
+
+    def policy(peers: frozenset[IPv4Address]) -> ReceivePolicy:
+        return ReceivePolicy(
+            {UNICAST_V3_VRID: VridPolicy(3, 100, unicast_peers=peers)},
+            own_addresses=frozenset({SELF}),
+        )
+
+    def verdict(datagram: bytes) -> dict[int, int]:
+        before = _counters(vrrp_filter)
+        run_datagram(vrrp_filter.prog_fd, datagram)
+        return _moved(before, _counters(vrrp_filter))
+
+    unknown_peer = list(RejectReason).index(RejectReason.UNKNOWN_PEER)
+    wrong_destination = list(RejectReason).index(RejectReason.WRONG_DESTINATION)
+    vrrp_filter.configure_interface(TEST_RUN_IFINDEX, policy(frozenset({PEER})))
+    assert verdict(unicast(3)) == {ACCEPTED_INDEX: 1}
+    vrrp_filter.configure_interface(TEST_RUN_IFINDEX, policy(frozenset({OTHER_PEER})))
+    assert verdict(unicast(3)) == {unknown_peer: 1}
+    assert verdict(unicast(3, source=OTHER_PEER)) == {ACCEPTED_INDEX: 1}
+    vrrp_filter.configure_interface(TEST_RUN_IFINDEX, policy(frozenset()))
+    assert verdict(unicast(3, source=OTHER_PEER)) == {wrong_destination: 1}

@@ -199,6 +199,21 @@ class TestRouterConfig:
             ),
         )
 
+    def test_unicast_peers_and_source(self) -> None:
+        """keepalived's unicast_peer / unicast_src_ip (keepalived.md §2)."""
+        (vi,) = parse(
+            instance('unicast_peers = ["10.0.0.3", "10.0.0.2"]', 'unicast_src = "10.0.0.1"')
+        ).instances
+        peers = (IPv4Address("10.0.0.3"), IPv4Address("10.0.0.2"))
+        assert (vi.unicast_peers, vi.unicast_src) == (peers, IPv4Address("10.0.0.1"))
+        router = vi.router_config(IPv4Address("10.0.0.1"))
+        assert router.unicast_peers == peers
+
+    def test_empty_unicast_peers_is_multicast(self) -> None:
+        (vi,) = parse(instance("unicast_peers = []")).instances
+        assert vi.router_config(IPv4Address("10.0.0.1")).unicast_peers == ()
+        assert parse(MINIMAL).instances[0].unicast_src is None
+
     def test_v2_password_becomes_bytes(self) -> None:
         text = instance("version = 2", "preempt = false", 'auth_type = "pass"', 'auth_pass = "pw"')
         router = parse(text).instances[0].router_config(IPv4Address("10.0.0.2"))
@@ -329,6 +344,65 @@ INSTANCE_ERRORS = [
         "instance[0].garp_master_refresh: must be at least 0 seconds, got -1",
     ),
     ("garp_master_repeat = 0", "instance[0].garp_master_repeat: must be 1..100, got 0"),
+    # unicast mode
+    ('unicast_peers = "10.0.0.2"', "instance[0].unicast_peers: must be an array, got string"),
+    (
+        "unicast_peers = [2]",
+        'instance[0].unicast_peers[0]: must be a string such as "10.0.0.2", got integer',
+    ),
+    (
+        'unicast_peers = ["10.0.0.2/24"]',
+        'instance[0].unicast_peers[0]: not an IPv4 address such as "10.0.0.2", got "10.0.0.2/24"',
+    ),
+    (
+        'unicast_peers = ["fe80::2"]',
+        'instance[0].unicast_peers[0]: IPv6 is not supported yet, got "fe80::2"',
+    ),
+    (
+        'unicast_peers = ["10.0.0.2", "224.0.0.18"]',
+        "instance[0].unicast_peers[1]: 224.0.0.18 is not a unicast address",
+    ),
+    (
+        'unicast_peers = ["0.0.0.0"]',
+        "instance[0].unicast_peers[0]: 0.0.0.0 is not a unicast address",
+    ),
+    (
+        'unicast_peers = ["10.0.0.2", "10.0.0.3", "10.0.0.2"]',
+        "instance[0].unicast_peers[2]: 10.0.0.2 is already listed as instance[0].unicast_peers[0]",
+    ),
+    (
+        'unicast_peers = ["10.0.0.100"]',
+        "instance[0].unicast_peers[0]: 10.0.0.100 is one of this instance's vips; list the "
+        "peers' own addresses",
+    ),
+    (
+        'unicast_src = "10.0.0.1"',
+        "instance[0].unicast_src: only applies in unicast mode; list the peers in "
+        "unicast_peers (multicast adverts come from the interface's primary address)",
+    ),
+    (
+        'unicast_peers = []\nunicast_src = "10.0.0.1"',
+        "instance[0].unicast_src: only applies in unicast mode; list the peers in "
+        "unicast_peers (multicast adverts come from the interface's primary address)",
+    ),
+    (
+        'unicast_peers = ["10.0.0.2"]\nunicast_src = "10.0.0.2"',
+        "instance[0].unicast_src: 10.0.0.2 is also listed in unicast_peers[0]",
+    ),
+    (
+        'unicast_peers = ["10.0.0.2"]\nunicast_src = "10.0.0.100"',
+        "instance[0].unicast_src: 10.0.0.100 is one of this instance's vips; it must be the "
+        "node's own address",
+    ),
+    (
+        'unicast_peers = ["10.0.0.2"]\nunicast_src = "eth0"',
+        'instance[0].unicast_src: not an IPv4 address such as "10.0.0.2", got "eth0"',
+    ),
+    (
+        "unicast_peer = []",
+        'instance[0].unicast_peer: unknown key (use "unicast_peers", an array of addresses)',
+    ),
+    ('unicast_src_ip = "10.0.0.1"', 'instance[0].unicast_src_ip: unknown key (use "unicast_src")'),
     ("garp_master_repeat = 101", "instance[0].garp_master_repeat: must be 1..100, got 101"),
     (
         "garp_master_refresh_repeat = 0",
@@ -559,6 +633,8 @@ KEYS = [line.split(" = ")[0] for line in MINIMAL.splitlines()[1:]] + [
     "garp_master_repeat",
     "garp_master_refresh",
     "garp_master_refresh_repeat",
+    "unicast_peers",
+    "unicast_src",
     "track_scripts",
     "track_interfaces",
     "dont_track_primary",

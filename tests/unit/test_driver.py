@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
@@ -19,6 +20,8 @@ from agent.core.packet import (
     Advertisement,
     ChecksumForm,
     ReceivePolicy,
+    Rejected,
+    RejectReason,
     classify,
     encode_advertisement,
     encode_ipv4_datagram,
@@ -77,6 +80,8 @@ class Kernel:
         self.delay = delay
         self.log: list[tuple[str, object]] = []
         self.adverts: list[bytes] = []
+        #: The IP destination of each advert, in the order of :attr:`adverts`.
+        self.advert_destinations: list[IPv4Address] = []
         self.fail_next_add = False
 
     async def add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
@@ -93,8 +98,9 @@ class Kernel:
     def send_garp(self, vips: Sequence[IPv4Interface], count: int) -> None:
         self.log.append(("garp", (tuple(vips), count)))
 
-    def send_advert(self, message: bytes) -> None:
+    def send_advert(self, message: bytes, destination: IPv4Address) -> None:
         self.adverts.append(message)
+        self.advert_destinations.append(destination)
 
 
 @pytest.fixture
@@ -257,6 +263,35 @@ async def test_takeover_actions_run_in_order_and_adverts_do_not_wait_for_netlink
 
 
 @pytest.mark.asyncio
+async def test_unicast_adverts_go_to_each_peer_checksummed_for_that_peer() -> None:
+    """draft-abinabraham-vrrp-unicast: one copy per peer; the VRRPv3 pseudo-header holds
+    the real destination (protocol.md §4), so each copy verifies only at its own peer."""
+    peers = (PEER, IPv4Address("192.0.2.3"))
+    vr = VirtualRouter(replace(router(priority=255).config, unicast_peers=peers))
+    kernel = Kernel()
+    drv = make_driver(vr, kernel)
+    drv.start()
+    await drv.shutdown()
+
+    assert kernel.advert_destinations == [*peers, *peers]  # takeover, then priority 0
+    for message, destination in zip(kernel.adverts, kernel.advert_destinations, strict=True):
+        for receiver in peers:
+            policy = ReceivePolicy(
+                {VRID: replace(vr.receive_policy(), unicast_peers=frozenset({OURS}))},
+                own_addresses=frozenset({receiver}),
+            )
+            verdict = classify(
+                encode_ipv4_datagram(message, source=OURS, destination=receiver), policy
+            )
+            if receiver == destination:
+                assert isinstance(verdict, Advertisement), verdict
+                assert verdict.checksum_form is ChecksumForm.PSEUDO_HEADER
+            else:
+                assert verdict == Rejected(RejectReason.BAD_CHECKSUM, VRID, OURS)
+    assert [message[2] for message in kernel.adverts] == [255, 255, 0, 0]
+
+
+@pytest.mark.asyncio
 async def test_state_changes_are_logged_in_the_contract_format(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -285,7 +320,7 @@ async def test_a_failed_vip_change_is_logged_and_later_steps_still_run(
 
 @pytest.mark.asyncio
 async def test_a_full_send_buffer_is_counted_not_raised() -> None:
-    def full(message: bytes) -> None:
+    def full(message: bytes, destination: IPv4Address) -> None:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     drv = RouterDriver(

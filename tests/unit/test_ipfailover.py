@@ -423,25 +423,95 @@ class TestPreemption:
 class TestUnicastAndOtherVariables:
     BASE = {"OPENSHIFT_HA_VIRTUAL_IPS": "10.0.0.1"}
 
-    def test_unicast_peers_are_not_supported_yet(self) -> None:
-        assert env_error(**self.BASE, OPENSHIFT_HA_UNICAST_PEERS="10.0.0.2,10.0.0.3") == (
-            "OPENSHIFT_HA_UNICAST_PEERS: unicast VRRP is not supported yet; the agent "
-            "multicasts to 224.0.0.18, so unset it (and allow that multicast group)"
+    PEERS = "192.168.1.11, 192.168.1.12 192.168.1.13"
+
+    def test_unicast_peers_go_to_every_instance_without_the_node_itself(self) -> None:
+        """The Deployment hands every pod the same list, NODE (192.168.1.11) included."""
+        config = config_from_env(
+            self.BASE
+            | {"OPENSHIFT_HA_VIRTUAL_IPS": "10.0.0.1-3", "OPENSHIFT_HA_UNICAST_PEERS": self.PEERS},
+            NODE,
         )
+        peers = (IPv4Address("192.168.1.12"), IPv4Address("192.168.1.13"))
+        assert [(vi.unicast_peers, vi.unicast_src) for vi in config.instances] == [
+            (peers, None)
+        ] * 3
+
+    def test_unicast_equals_the_hand_written_toml(self) -> None:
+        environ = self.BASE | {
+            "OPENSHIFT_HA_UNICAST_PEERS": self.PEERS,
+            "OPENSHIFT_HA_USE_UNICAST": "true",
+            "UNICAST_SOURCE_IPADDRESS": "192.168.1.21",
+        }
+        document = build_document(read_environment(environ), NODE)
+        assert document["instance"][0]["unicast_peers"] == ["192.168.1.12", "192.168.1.13"]
+        assert document["instance"][0]["unicast_src"] == "192.168.1.21"
+        assert parse_config(tomllib.loads(dumps(document))) == config_from_env(environ, NODE)
+
+    def test_unicast_source_is_left_out_of_the_peers(self) -> None:
+        config = config_from_env(
+            self.BASE
+            | {
+                "OPENSHIFT_HA_UNICAST_PEERS": "192.168.1.21,192.168.1.12",
+                "UNICAST_SOURCE_IPADDRESS": "192.168.1.21",
+            },
+            NODE,
+        )
+        assert config.instances[0].unicast_peers == (IPv4Address("192.168.1.12"),)
+        assert config.instances[0].unicast_src == IPv4Address("192.168.1.21")
+
+    @pytest.mark.parametrize(
+        ("environ", "message"),
+        [
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2;10.0.0.3"},
+             "OPENSHIFT_HA_UNICAST_PEERS: not an IPv4 address such as 10.0.0.2, got "
+             "'10.0.0.2;10.0.0.3' (list the nodes' addresses separated by commas or spaces)"),
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "node-b"},
+             "OPENSHIFT_HA_UNICAST_PEERS: not an IPv4 address such as 10.0.0.2, got "
+             "'node-b' (list the nodes' addresses separated by commas or spaces)"),
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2 224.0.0.18"},
+             "OPENSHIFT_HA_UNICAST_PEERS: 224.0.0.18 is not a unicast address"),
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2,10.0.0.2"},
+             "OPENSHIFT_HA_UNICAST_PEERS: 10.0.0.2 is listed twice"),
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "192.168.1.11"},
+             "OPENSHIFT_HA_UNICAST_PEERS: lists only this node's own address (192.168.1.11); "
+             "list every IP failover node"),
+            ({"OPENSHIFT_HA_USE_UNICAST": "true"},
+             "OPENSHIFT_HA_USE_UNICAST: true, but OPENSHIFT_HA_UNICAST_PEERS is empty; list "
+             "the addresses of the nodes running IP failover (the same list on every node)"),
+            ({"OPENSHIFT_HA_USE_UNICAST": "false", "OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2"},
+             "OPENSHIFT_HA_USE_UNICAST: false, but OPENSHIFT_HA_UNICAST_PEERS lists peers, "
+             "which the image used for unicast anyway (it never read USE_UNICAST); set it to "
+             "true (or unset it) for unicast, or unset the peers for multicast"),
+            ({"OPENSHIFT_HA_USE_UNICAST": "maybe"},
+             "OPENSHIFT_HA_USE_UNICAST: must be true or false, got 'maybe'"),
+            ({"OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2", "UNICAST_SOURCE_IPADDRESS": "me"},
+             "UNICAST_SOURCE_IPADDRESS: not an IPv4 address, got 'me'"),
+        ],
+    )  # fmt: skip
+    def test_unicast_errors(self, environ: dict[str, str], message: str) -> None:
+        assert env_error(**self.BASE, **environ) == message
 
     def test_use_unicast_is_read(self) -> None:
-        """The image never read it (ipfailover.md §3, origin#6674)."""
-        assert env_error(**self.BASE, OPENSHIFT_HA_USE_UNICAST="true").startswith(
-            "OPENSHIFT_HA_USE_UNICAST: unicast VRRP is not supported yet"
-        )
-        assert config_from_env(self.BASE | {"OPENSHIFT_HA_USE_UNICAST": "false"}, NODE)
-        assert env_error(**self.BASE, OPENSHIFT_HA_USE_UNICAST="maybe") == (
-            "OPENSHIFT_HA_USE_UNICAST: must be true or false, got 'maybe'"
+        """The image never read it (ipfailover.md §3, origin#6674): unicast was on exactly
+        when the peer list was non-empty; unset, that is still the rule here."""
+        multicast = config_from_env(self.BASE | {"OPENSHIFT_HA_USE_UNICAST": "false"}, NODE)
+        assert multicast.instances[0].unicast_peers == ()
+        unset = config_from_env(self.BASE | {"OPENSHIFT_HA_UNICAST_PEERS": "10.0.0.2"}, NODE)
+        assert unset.instances[0].unicast_peers == (IPv4Address("10.0.0.2"),)
+
+    def test_unicast_source_without_peers_is_a_warning(self) -> None:
+        settings = read_environment(self.BASE | {"UNICAST_SOURCE_IPADDRESS": "10.0.0.9"})
+        assert settings.unicast_src is None
+        assert settings.warnings == (
+            "UNICAST_SOURCE_IPADDRESS is set, but without OPENSHIFT_HA_UNICAST_PEERS the "
+            "agent multicasts, from the interface's primary address",
         )
 
-    def test_source_address_is_not_supported_yet(self) -> None:
+    def test_multicast_source_address_is_not_supported_yet(self) -> None:
         assert env_error(**self.BASE, MULTICAST_SOURCE_IPADDRESS="10.0.0.9").startswith(
-            "MULTICAST_SOURCE_IPADDRESS: choosing the advert source address is not supported"
+            "MULTICAST_SOURCE_IPADDRESS: choosing the multicast advert source address is not "
+            "supported"
         )
 
     def test_monitor_port_must_be_a_port(self) -> None:
@@ -584,10 +654,10 @@ class TestConfigCommand:
             "--from-env",
             *NODE_ARGS,
             OPENSHIFT_HA_VIRTUAL_IPS="10.0.0.5",
-            OPENSHIFT_HA_UNICAST_PEERS="10.0.0.2",
+            OPENSHIFT_HA_UNICAST_PEERS="10.0.0.2 node-b",
         )
         assert (result.returncode, result.stdout) == (2, "")
-        assert result.stderr.startswith("error: OPENSHIFT_HA_UNICAST_PEERS: unicast VRRP is")
+        assert result.stderr.startswith("error: OPENSHIFT_HA_UNICAST_PEERS: not an IPv4 address")
         assert result.stderr.count("\n") == 1
 
     def test_node_options_go_together(self) -> None:

@@ -46,9 +46,17 @@ class Fields:
         return encode_advertisement(**asdict(self))
 
     def policy(self) -> ReceivePolicy:
-        """A receiver configured like the sender (VRRPv2 enforces interval and auth)."""
-        vrid_policy = VridPolicy(self.version, self.interval_cs, self.auth_type, self.auth_password)
-        return ReceivePolicy({self.vrid: vrid_policy})
+        """A receiver configured like the sender (VRRPv2 enforces interval and auth): in
+        unicast mode with the sender as its peer when the advert is sent to it."""
+        if self.destination == VRRP_GROUP_V4:
+            peers: frozenset[IPv4Address] = frozenset()
+            own: frozenset[IPv4Address] = frozenset()
+        else:
+            peers, own = frozenset({self.source}), frozenset({self.destination})
+        vrid_policy = VridPolicy(
+            self.version, self.interval_cs, self.auth_type, self.auth_password, peers
+        )
+        return ReceivePolicy({self.vrid: vrid_policy}, own)
 
 
 @st.composite
@@ -62,14 +70,15 @@ def advert_fields(draw: st.DrawFn) -> Fields:
             password = draw(st.binary(max_size=8))
     else:
         interval_cs = draw(st.integers(1, 4095))
+    source = draw(addresses)
     return Fields(
         version=version,
         vrid=draw(st.integers(1, 255)),
         priority=draw(st.integers(0, 255)),
         interval_cs=interval_cs,
         addresses=tuple(draw(st.lists(addresses, min_size=1, max_size=20))),
-        source=draw(addresses),
-        destination=draw(st.just(VRRP_GROUP_V4) | addresses),
+        source=source,
+        destination=draw(st.just(VRRP_GROUP_V4) | addresses.filter(lambda a: a != source)),
         checksum_form=draw(st.sampled_from(ChecksumForm)),
         auth_type=auth_type,
         auth_password=password,

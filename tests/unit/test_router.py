@@ -12,7 +12,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from agent.core.packet import Advertisement, ChecksumForm
-from agent.core.router import GarpSettings, State
+from agent.core.router import GarpSettings, SendAdvertisement, State, VirtualRouter
 from agent.core.timers import master_down_interval, skew_time
 from tests.unit.fakelan import VIP, FakeLan, make_config
 
@@ -354,3 +354,18 @@ def test_drain_hands_over_after_the_skew_and_never_takes_back_until_undrained() 
     assert drain.reason == "drained by operator"
     lan.set_drained(A, False)
     lan.run_until_state(A, State.MASTER, limit=lan.now + 5)
+
+
+def test_late_timer_calls_do_not_stretch_the_advert_interval() -> None:
+    """A loop that always wakes 1 ms late still advertises every 10 ms on average."""
+    router = VirtualRouter(make_config(A, 255, interval_cs=1))
+    router.start(0.0)
+    router.pop_actions()
+    sent = 0
+    for _ in range(1000):
+        deadline = router.next_deadline()
+        assert deadline is not None
+        router.handle_timer(deadline + 0.001)
+        sent += sum(isinstance(a, SendAdvertisement) for a in router.pop_actions())
+    assert router.next_deadline() == pytest.approx(10.01, abs=1e-6)
+    assert sent == 1000
