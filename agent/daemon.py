@@ -34,6 +34,7 @@ from agent.config import AgentConfig, BpfAttach, BpfMode, InstanceConfig
 from agent.core.packet import ReceivePolicy, RejectReason
 from agent.core.router import State, StateChanged, VirtualRouter
 from agent.core.syncgroup import SyncGroup
+from agent.host import sdnotify
 from agent.host.bpf import BpfUnavailable, LocalRouter, PeerEvent, VrrpFilter, load_filter
 from agent.host.bpf import remove_stale_filters as remove_stale_tc_filters
 from agent.host.driver import (
@@ -76,16 +77,25 @@ async def run(config: AgentConfig) -> int:
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    watchdog: _Watchdog | None = None
     _install_signal_handlers(loop, stop)
     try:
         async with Netlink() as netlink:
             agent = _Agent(config, loop, netlink)
             try:
                 await agent.start()
+                sdnotify.notify(
+                    f"{sdnotify.READY}\nSTATUS={len(config.instances)} virtual router(s) running"
+                )
+                period = sdnotify.watchdog_period()
+                watchdog = _Watchdog(loop, period) if period is not None else None
                 await stop.wait()
+                sdnotify.notify(sdnotify.STOPPING)
                 log.info("shutting down")
             finally:
                 await agent.stop()
+        if watchdog is not None:
+            watchdog.cancel()
     finally:
         # The VIPs are released and the process is about to exit: from here on a stray
         # SIGINT or SIGTERM must not turn a clean exit into a KeyboardInterrupt.
@@ -132,6 +142,25 @@ def _unicast_endpoints(
             ", ".join(map(str, skipped)),
         )
     return source, peers
+
+
+class _Watchdog:
+    """Pings systemd's watchdog from the event loop itself (``WatchdogSec=``): a stuck
+    loop stops the pings, and systemd restarts the agent."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period: float) -> None:
+        self._loop = loop
+        self._period = period
+        self._handle: asyncio.TimerHandle | None = None
+        self._ping()
+
+    def _ping(self) -> None:
+        sdnotify.notify(sdnotify.WATCHDOG)
+        self._handle = self._loop.call_later(self._period, self._ping)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

@@ -191,3 +191,50 @@ def test_a_flood_of_bad_packets_is_counted_while_adverts_keep_their_interval(
     lines = [line for line in master.output().splitlines() if "bad_ttl" in line]
     # Rate-limited: the first drop at once, then at most one line per 10 s.
     assert 1 <= len(lines) <= 2
+
+
+@pytest.mark.netns
+def test_systemd_notifications_ready_watchdog_stopping(
+    make_lab: Callable[[int], Lab], tmp_path: Path
+) -> None:
+    """Type=notify: READY=1 once the routers run, WATCHDOG=1 pings, STOPPING=1 on SIGTERM."""
+    import socket
+
+    from agent.lab.runners import agent_toml
+
+    lab = make_lab(1)
+    node = lab[0]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify_path = tmp_path / "notify.sock"
+    listener.bind(str(notify_path))
+    listener.settimeout(10)
+    config = lab.workdir / "notify.toml"
+    config.write_text(agent_toml((Instance(vrid=54, priority=100, vips=(lab.vip(),)),)))
+    proc = node.spawn(
+        [
+            "env",
+            f"NOTIFY_SOCKET={notify_path}",
+            "WATCHDOG_USEC=400000",  # a ping every 0.2 s
+            *agent_command(),
+            "run",
+            "--config",
+            str(config),
+        ],
+        name="agent-notify",
+    )
+    messages: list[str] = []
+    try:
+        while not any(m.startswith("READY=1") for m in messages):
+            messages.append(listener.recv(4096).decode())
+        pings = 0
+        while pings < 3:
+            if listener.recv(4096).decode() == "WATCHDOG=1":
+                pings += 1
+        proc.terminate()
+        while "STOPPING=1" not in messages:
+            messages.append(listener.recv(4096).decode())
+        assert proc.wait(10) == 0
+    finally:
+        listener.close()
+    ready = next(m for m in messages if m.startswith("READY=1"))
+    assert "STATUS=1 virtual router(s) running" in ready
