@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface
 
 from agent import __version__
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print(_summary(args.config, config))
         return 0
-    return _run(config)
+    return _run(config, partial(_load, args.config))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -269,7 +271,10 @@ def _describe(instance: InstanceConfig) -> str:
     )
 
 
-def _run(config: AgentConfig) -> int:
+def _run(config: AgentConfig, reload_source: Callable[[], AgentConfig] | None = None) -> int:
+    """``run``: the daemon in the foreground; ``reload_source`` re-reads the configuration
+    on SIGHUP or ``vrrp-agent reload`` (None with ``--from-env``: the environment of a
+    running process cannot change)."""
     # Imported here so that `check` works without the host layer's dependencies
     # (pyroute2, raw sockets) and stays quick.
     from agent import daemon
@@ -283,8 +288,8 @@ def _run(config: AgentConfig) -> int:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(daemon.run(config))
-        return uvloop.run(daemon.run(config))
+            return asyncio.run(daemon.run(config, reload_source))
+        return uvloop.run(daemon.run(config, reload_source))
     except HostError as error:
         return _fail(str(error))
     except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from agent.core.packet import Advertisement, ChecksumForm, ReceivePolicy, Reject
 from agent.core.router import (
     Action,
     AddVips,
+    Cause,
     RemoveVips,
     SendAdvertisement,
     SendGratuitousArp,
@@ -151,6 +152,10 @@ class RouterDriver:
         #: Observers of state changes (notify scripts, sync groups, the eBPF filter):
         #: critical work lives in the core's actions, observers only follow.
         self.observers: list[StateObserver] = []
+        #: Transitions by (from, to, cause), and the last one with its loop time: status
+        #: and metrics.
+        self.transitions: Counter[tuple[State, State, Cause]] = Counter()
+        self.last_transition: tuple[StateChanged, float] | None = None
         #: In kernel-only mode, the eBPF peer record of this VRID (None otherwise).
         self._kernel_peer = kernel_peer
         self.ifname = ifname
@@ -303,8 +308,10 @@ class RouterDriver:
                 self._enqueue(self._remove_vips(vips))
             case SendGratuitousArp(vips=vips, count=count):
                 self._enqueue(self._garp(vips, count))
-            case StateChanged(old=old, new=new, reason=reason):
+            case StateChanged(old=old, new=new, reason=reason, cause=cause):
                 log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
+                self.transitions[old, new, cause] += 1
+                self.last_transition = (action, self._loop.time())
                 for observer in self.observers:
                     observer(self, action)
 
@@ -353,18 +360,27 @@ class InterfaceReceiver:
         self.ifname = ifname
         self._loop = loop
         self._sock = sock
-        self._drivers = {driver.router.config.vrid: driver for driver in drivers}
-        self.policy = ReceivePolicy(
-            vrids={vrid: d.router.receive_policy() for vrid, d in self._drivers.items()},
-            own_addresses=frozenset(own_addresses),
-        )
+        self._drivers: dict[int, RouterDriver] = {}
+        self.policy = ReceivePolicy(vrids={})
+        self.update(drivers, own_addresses)
         self.accepted = 0
+        #: Rejected datagrams per (VRID, reason), for per-instance error counters; only
+        #: those whose header was long enough to carry a VRID.
+        self.rejects_by_vrid: Counter[tuple[int, str]] = Counter()
         #: Rejected datagrams by :class:`RejectReason` value (the metric label).
         self.rejects = ThrottledLog(
             loop, f"{ifname}: dropped {{count}} datagram(s) since the last report: {{key}}"
         )
         self.read_errors = ThrottledLog(loop, f"{ifname}: {{count}} receive error(s): {{key}}")
         self._reading = False
+
+    def update(self, drivers: Iterable[RouterDriver], own_addresses: Iterable[IPv4Address]) -> None:
+        """Serve these routers (at start, and after a reload added or removed some)."""
+        self._drivers = {driver.router.config.vrid: driver for driver in drivers}
+        self.policy = ReceivePolicy(
+            vrids={vrid: d.router.receive_policy() for vrid, d in self._drivers.items()},
+            own_addresses=frozenset(own_addresses),
+        )
 
     def start(self) -> None:
         self._loop.add_reader(self._sock.fileno(), self.read_batch)
@@ -404,3 +420,5 @@ class InterfaceReceiver:
         reason = verdict.reason
         level = logging.DEBUG if reason in ROUTINE_REJECTS else logging.WARNING
         self.rejects.record(reason.value, level)
+        if verdict.vrid is not None:
+            self.rejects_by_vrid[verdict.vrid, reason.value] += 1

@@ -27,6 +27,28 @@ from agent.host.scripts import CheckRunner, CheckScript, TcpCheck
 log = logging.getLogger("agent")
 
 
+#: Upper bounds (seconds) of the check-duration histogram buckets.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class DurationHistogram:
+    """Cumulative bucket counts of check durations, for the metrics histogram."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.total += seconds
+        for index, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.counts[index] += 1
+        self.counts[-1] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {"le": list(DURATION_BUCKETS), "counts": list(self.counts), "sum": self.total}
+
+
 @dataclass(frozen=True, slots=True)
 class _Tracked:
     """One thing an instance follows: its fault cause, weight and verdict source."""
@@ -47,11 +69,16 @@ class HealthTracker:
         primary_addresses: Mapping[str, IPv4Address],
         link_states: Mapping[str, bool],
         on_priority: Callable[[RouterDriver], None] | None = None,
+        previous: HealthTracker | None = None,
     ) -> None:
         """``drivers`` and ``primary_addresses`` are keyed by instance name;
         ``link_states`` holds the initial up/down of every tracked interface;
         ``on_priority`` hears of every change of an effective priority (the eBPF filter
-        must know our priority to decide which adverts reset the master-down timer)."""
+        must know our priority to decide which adverts reset the master-down timer).
+
+        On a reload, ``previous`` is the tracker being replaced: a check whose definition
+        did not change keeps its verdict and rise/fall progress, so reloading an
+        unchanged configuration moves no instance in or out of FAULT."""
         self._drivers = drivers
         self._on_priority = on_priority
         self._verdicts: dict[str, bool] = {}
@@ -71,10 +98,19 @@ class HealthTracker:
                 source = f"link {interface.name}"
                 tracked.append(_Tracked(source, interface.weight, source))
                 self._verdicts[source] = link_states.get(interface.name, False)
+        self._checks: dict[str, CheckScript | TcpCheck] = {}
+        self.durations: dict[str, DurationHistogram] = {}
         for check in checks:
-            # Checks start up, as keepalived's do: no evidence of failure yet.
-            self._verdicts[check.name] = True
-            self._hysteresis[check.name] = Hysteresis(rise=check.rise, fall=check.fall)
+            self._checks[check.name] = check
+            if previous is not None and previous._checks.get(check.name) == check:
+                self._verdicts[check.name] = previous._verdicts[check.name]
+                self._hysteresis[check.name] = previous._hysteresis[check.name]
+                self.durations[check.name] = previous.durations[check.name]
+            else:
+                # Checks start up, as keepalived's do: no evidence of failure yet.
+                self._verdicts[check.name] = True
+                self._hysteresis[check.name] = Hysteresis(rise=check.rise, fall=check.fall)
+                self.durations[check.name] = DurationHistogram()
             self._runners.append(CheckRunner(check, self._on_check_result))
 
     @property
@@ -106,7 +142,28 @@ class HealthTracker:
         self._verdicts[source] = up
         self._refresh_tracking(source)
 
+    def check_status(self) -> list[dict[str, object]]:
+        """Every check's verdict and counters, as the status contract describes."""
+        return [
+            {
+                "name": runner.check.name,
+                "kind": "tcp" if isinstance(runner.check, TcpCheck) else "script",
+                "up": self._verdicts[runner.check.name],
+                "runs": runner.counters.runs,
+                "failures": runner.counters.failures,
+                "timeouts": runner.counters.timeouts,
+                "skipped": runner.counters.skipped,
+                "last_duration_seconds": runner.counters.last_duration,
+                "last_exit": runner.counters.last_exit,
+                "duration_buckets": self.durations[runner.check.name].as_dict(),
+            }
+            for runner in self._runners
+        ]
+
     def _on_check_result(self, name: str, ok: bool, detail: str) -> None:
+        duration = self._runner_by_name(name).counters.last_duration
+        if duration is not None:
+            self.durations[name].observe(duration)
         if not self._hysteresis[name].record(ok):
             return
         self._verdicts[name] = ok
@@ -118,6 +175,9 @@ class HealthTracker:
             detail,
         )
         self._refresh_tracking(name)
+
+    def _runner_by_name(self, name: str) -> CheckRunner:
+        return next(runner for runner in self._runners if runner.check.name == name)
 
     def _refresh_tracking(self, source: str) -> None:
         for instance, tracked in self._tracked.items():

@@ -1,4 +1,4 @@
-"""The daemon's sync-group wiring: which group transitions reach the notify dispatcher.
+"""The runtime's sync-group wiring: which group transitions reach the notify dispatcher.
 
 Real routers, drivers and :class:`~agent.core.syncgroup.SyncGroup` on a real event loop;
 the kernel edges (adverts, VIPs, GARPs) and the notify dispatcher are recorders. The
@@ -13,9 +13,9 @@ from typing import Any
 
 from agent.config import parse_config
 from agent.core.router import State, VirtualRouter
-from agent.daemon import _Agent
 from agent.host.driver import RouterDriver
 from agent.host.notify import Kind, NotifyState
+from agent.runtime import Runtime
 
 PRIMARY = IPv4Address("192.0.2.1")
 
@@ -26,6 +26,13 @@ class _Kernel:
 
     async def remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         pass
+
+
+class _Interface:
+    """Stands in for an InterfaceRuntime: only its routers matter here."""
+
+    def __init__(self) -> None:
+        self.drivers: dict[str, RouterDriver] = {}
 
 
 class _Notify:
@@ -56,9 +63,11 @@ def test_a_stopping_group_reports_only_stop_not_a_half_stopped_backup() -> None:
 
     async def scenario() -> list[NotifyState]:
         loop = asyncio.get_running_loop()
-        agent = _Agent(config, loop, netlink=None)  # type: ignore[arg-type]
+        runtime = Runtime(config, loop, netlink=None)  # type: ignore[arg-type]
         notify = _Notify()
-        agent._notify = notify  # type: ignore[assignment]
+        runtime.notify = notify  # type: ignore[assignment]
+        interface = _Interface()
+        runtime.interfaces["eth0"] = interface  # type: ignore[assignment]
         sent: list[Any] = []
         drivers: list[RouterDriver] = []
         for instance in config.instances:
@@ -71,15 +80,15 @@ def test_a_stopping_group_reports_only_stop_not_a_half_stopped_backup() -> None:
                 send_garp=lambda vips, count: None,
                 vips=_Kernel(),
             )
-            driver.observers.append(agent._on_state_change)
-            agent._drivers[instance.name] = driver
+            driver.observers.append(runtime.on_state_change)
+            interface.drivers[instance.name] = driver
             drivers.append(driver)
-        agent._start_sync_groups()
+        runtime._build_sync_groups(config)
         for driver in drivers:
             driver.start()
         drivers[0].update(lambda now: drivers[0].router.force_state(State.MASTER, "test", now))
         assert {d.router.state for d in drivers} == {State.MASTER}
-        agent._stopping = True
+        runtime._stopping = True
         for driver in drivers:
             await driver.shutdown()
         return _group_calls(notify)
