@@ -18,7 +18,15 @@ from functools import partial
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface
 
 from agent import __version__
-from agent.config import AgentConfig, ConfigError, InstanceConfig, load_config, parse_config
+from agent.config import (
+    DEFAULT_CONTROL_SOCKET,
+    AgentConfig,
+    ConfigError,
+    InstanceConfig,
+    load_config,
+    parse_config,
+)
+from agent.ctl import CONTROL_COMMANDS, add_control_commands, run_control_command
 from agent.host.errors import HostError
 from agent.ipfailover import NodeFacts, build_document, read_environment
 from agent.keepalived_conf import convert_file, is_keepalived, load_keepalived, validate
@@ -46,10 +54,16 @@ examples:
       also accept directly: a *.conf file is read as keepalived.conf)
   python -m agent check systemd/vrrp-agent.example.toml
       the same without the installed script
+  vrrp-agent status [--json]
+      show the running agent's instances, checks and counters (control socket)
+  vrrp-agent drain VI_1 / vrrp-agent undrain VI_1
+      hand VI_1 over to a backup for maintenance, and take it back
 
 exit status:
   0  success (run: stopped by SIGTERM or SIGINT after releasing the addresses)
+  1  status, reload, drain, undrain: the agent refused (invalid file, unknown instance)
   2  bad command line, unusable configuration, or a host problem at start-up
+  3  status, reload, drain, undrain: the agent is not running
 """
 
 
@@ -62,8 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("error: a command is required: check, config or run", file=sys.stderr)
+        print(
+            "error: a command is required: check, config, run, status, reload, drain or undrain",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
+    if args.command in CONTROL_COMMANDS:
+        return _control(args)
     if args.command == "config" and args.from_env == (args.config_command == "convert"):
         return _fail(
             "the following arguments are required: --from-env or convert FILE (one of them)"
@@ -153,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         help="build the configuration from the OPENSHIFT_HA_* variables",
     )
     _node_options(run)
+    add_control_commands(commands, _EPILOG)
     return parser
 
 
@@ -280,7 +300,7 @@ def _run(config: AgentConfig, reload_source: Callable[[], AgentConfig] | None = 
     from agent import daemon
     from agent.log import setup_logging
 
-    setup_logging(config.global_.log_level)
+    setup_logging(config.global_.log_level, config.global_.log_format)
     try:
         # uvloop when installed: it keeps the per-packet cost of the receive path low.
         # Netlink runs on a standard loop in a thread of its own (agent.host.netlink),
@@ -294,6 +314,20 @@ def _run(config: AgentConfig, reload_source: Callable[[], AgentConfig] | None = 
         return _fail(str(error))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _control(args: argparse.Namespace) -> int:
+    """status, reload, drain, undrain: the socket is --socket, or control_socket of
+    --config, or the default."""
+    path = args.socket or DEFAULT_CONTROL_SOCKET
+    if args.config is not None:
+        try:
+            path = _load(args.config).global_.control_socket
+        except ConfigError as error:
+            return _fail(str(error))
+        if not path:
+            return _fail(f'{args.config}: control_socket is disabled ("") in this file')
+    return run_control_command(args, path)
 
 
 def _fail(message: str) -> int:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ from agent.core.packet import AuthType, ChecksumForm
 from agent.core.router import GarpSettings, RouterConfig
 from agent.host.notify import DEFAULT_NOTIFY_TIMEOUT, Command, Kind, NotifyScripts
 from agent.host.scripts import CheckScript, ScriptUser, TcpCheck, resolve_user
+from agent.log import FORMATS as LOG_FORMATS
 from agent.log import LEVELS as LOG_LEVELS
 
 _T = TypeVar("_T")
@@ -78,8 +79,25 @@ MAX_WEIGHT = 253
 MAX_RISE_FALL = 100
 #: Most ``unicast_peers`` of one instance: every advert is sent once per peer.
 MAX_UNICAST_PEERS = 255
+#: ``[global] metrics_listen`` default: loopback only, on the port the keepalived
+#: exporters use, so an existing scrape configuration finds it.
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9650"
+#: ``[global] control_socket`` default (systemd's ``RuntimeDirectory=vrrp-agent``).
+DEFAULT_CONTROL_SOCKET = "/run/vrrp-agent/control.sock"
+#: Longest unix socket path Linux can bind (``sun_path`` is 108 bytes with the NUL).
+MAX_SOCKET_PATH = 107
 
-_GLOBAL_KEYS = ("log_level", "notify_fifo", "script_user", "bpf", "bpf_attach")
+_GLOBAL_KEYS = (
+    "log_level",
+    "log_format",
+    "notify_fifo",
+    "script_user",
+    "bpf",
+    "bpf_attach",
+    "metrics_listen",
+    "metrics_keepalived_names",
+    "control_socket",
+)
 _SCRIPT_KEYS = ("name", "path", "args", "interval", "timeout", "rise", "fall", "weight", "user")
 _NOTIFY_KEYS = (
     "notify",
@@ -198,6 +216,18 @@ class GlobalConfig:
     bpf: BpfMode = BpfMode.AUTO
     #: ``socket`` (default) or ``tc``; see :class:`BpfAttach`.
     bpf_attach: BpfAttach = BpfAttach.SOCKET
+    #: ``text`` (default) or ``json`` lines; see :func:`agent.log.setup_logging`.
+    log_format: str = "text"
+    #: ``host:port`` of the Prometheus endpoint (``/metrics``, ``/healthz``, ``/status``);
+    #: the host is an IPv4 address or a bracketed IPv6 one (``[::]``). Loopback by default
+    #: so that nothing is exposed to the LAN unless asked for. ``""`` disables it.
+    metrics_listen: str = DEFAULT_METRICS_LISTEN
+    #: Also export the metric names of the keepalived exporters (keepalived.md §13), so
+    #: that existing dashboards keep working. Default false.
+    metrics_keepalived_names: bool = False
+    #: Absolute path of the unix socket ``vrrp-agent status/reload/drain`` talk to
+    #: (mode 0600). ``""`` disables it.
+    control_socket: str = DEFAULT_CONTROL_SOCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,7 +615,74 @@ def _parse_global(table: _Table) -> GlobalConfig:
         bpf_attach=table.choice(
             "bpf_attach", {attach.value: attach for attach in BpfAttach}, "socket"
         )[1],
+        log_format=table.choice("log_format", {fmt: fmt for fmt in LOG_FORMATS}, "text")[0],
+        metrics_listen=_metrics_listen(table),
+        metrics_keepalived_names=table.boolean("metrics_keepalived_names", default=False),
+        control_socket=_control_socket(table),
     )
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` -> ``(host, port)``: an IPv4 address or a bracketed IPv6 one
+    (``[::1]:9650``, returned without the brackets), and a port 0..65535.
+
+    Raises ValueError with the reason. Literal addresses only: a name would need a DNS
+    lookup at start-up, and could resolve to something else on the next restart.
+    """
+    host, colon, port_text = text.rpartition(":")
+    if not colon or not host:
+        raise ValueError('must be "host:port", such as "127.0.0.1:9650" or "[::]:9650"')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            IPv6Address(host)
+        except ValueError:
+            raise ValueError("the address in brackets must be an IPv6 address") from None
+    else:
+        try:
+            IPv4Address(host)
+        except ValueError:
+            raise ValueError(
+                "the host must be an IPv4 address, or an IPv6 address in brackets such as "
+                "[::1] (names are not looked up)"
+            ) from None
+    if not port_text.isascii() or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError("the port must be a number 0..65535")
+    return host, int(port_text)
+
+
+def _metrics_listen(table: _Table) -> str:
+    """``metrics_listen``: ``""`` (off) or a literal ``host:port`` with a port 1..65535
+    (port 0 would pick a random port no scraper could find)."""
+    value = table.string("metrics_listen", DEFAULT_METRICS_LISTEN)
+    if value == "":
+        return value
+    try:
+        _, port = parse_listen_address(value)
+    except ValueError as error:
+        raise ConfigError(f"{table.at('metrics_listen')}: {error}, got {_show(value)}") from None
+    if port == 0:
+        raise ConfigError(f"{table.at('metrics_listen')}: the port must be 1..65535, got 0")
+    return value
+
+
+def _control_socket(table: _Table) -> str:
+    """``control_socket``: ``""`` (off) or an absolute path short enough to bind. The
+    directory may be missing: the agent creates it (mode 0700) at start-up."""
+    value = table.string("control_socket", DEFAULT_CONTROL_SOCKET)
+    at = table.at("control_socket")
+    if value == "":
+        return value
+    if not os.path.isabs(value) or value.endswith("/"):
+        raise ConfigError(f"{at}: must be an absolute path of a file, got {_show(value)}")
+    if "\0" in value:
+        raise ConfigError(f"{at}: must not contain a NUL character")
+    if len(os.fsencode(value)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"{at}: at most {MAX_SOCKET_PATH} bytes (the unix socket limit), "
+            f"got {len(os.fsencode(value))}"
+        )
+    return value
 
 
 def _name(table: _Table) -> str:

@@ -26,6 +26,8 @@ from typing import Any
 
 from agent.config import AgentConfig, ConfigError
 from agent.host import sdnotify
+from agent.host.control import ControlServer, start_control_server
+from agent.host.metrics import MetricsServer, start_metrics_server
 from agent.host.netlink import Netlink
 from agent.runtime import Runtime
 
@@ -54,6 +56,7 @@ async def run(config: AgentConfig, reload_source: ConfigSource | None = None) ->
             _install_signal_handlers(loop, stop, agent.request_reload)
             try:
                 await runtime.start()
+                await agent.start_servers()
                 sdnotify.notify(
                     f"{sdnotify.READY}\nSTATUS={len(config.instances)} virtual router(s) running"
                 )
@@ -64,6 +67,7 @@ async def run(config: AgentConfig, reload_source: ConfigSource | None = None) ->
                 log.info("shutting down")
                 await agent.wait_for_reload()
             finally:
+                await agent.close_servers()
                 await runtime.stop()
         if watchdog is not None:
             watchdog.cancel()
@@ -84,6 +88,28 @@ class _Process:
         self.runtime = runtime
         self._reload_source = reload_source
         self._reloading: asyncio.Task[dict[str, Any]] | None = None
+        self._metrics: MetricsServer | None = None
+        self._control: ControlServer | None = None
+
+    async def start_servers(self) -> None:
+        """The metrics endpoint and the control socket, as ``[global]`` asks."""
+        settings = self.runtime.config.global_
+        if settings.metrics_listen:
+            self._metrics = await start_metrics_server(
+                settings.metrics_listen, self.runtime.status, settings.metrics_keepalived_names
+            )
+            host, port = self._metrics.address[:2]
+            log.info("metrics: http://%s:%d/metrics", host, port)
+        if settings.control_socket:
+            self._control = await start_control_server(settings.control_socket, self.handle)
+            log.info("control socket: %s", settings.control_socket)
+
+    async def close_servers(self) -> None:
+        for server in (self._metrics, self._control):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        self._metrics = self._control = None
 
     def request_reload(self) -> None:
         """SIGHUP: start a reload unless one is running."""
@@ -125,7 +151,7 @@ class _Process:
         """One control-socket command (see :mod:`agent.host.control`)."""
         command = request.get("command")
         if command == "status":
-            return {"ok": True, "status": self.runtime.status()}
+            return self.runtime.status()
         if command == "reload":
             return await self.reload()
         if command in ("drain", "undrain"):

@@ -309,7 +309,20 @@ class RouterDriver:
             case SendGratuitousArp(vips=vips, count=count):
                 self._enqueue(self._garp(vips, count))
             case StateChanged(old=old, new=new, reason=reason, cause=cause):
-                log.info("%s: %s -> %s (%s)", self.name, old, new, reason)
+                log.info(
+                    "%s: %s -> %s (%s)",
+                    self.name,
+                    old,
+                    new,
+                    reason,
+                    extra={
+                        "instance": self.name,
+                        "old": old.value,
+                        "new": new.value,
+                        "reason": reason,
+                        "cause": cause.value,
+                    },
+                )
                 self.transitions[old, new, cause] += 1
                 self.last_transition = (action, self._loop.time())
                 for observer in self.observers:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -179,6 +180,20 @@ def _state_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def control_socket_path() -> str:
+    """A control socket path of its own for one lab agent.
+
+    Lab nodes are network namespaces but share the file system, so every agent needs its
+    own socket instead of the default ``/run/vrrp-agent/control.sock``. Named after this
+    process, so :func:`sweep_stale` can remove those a ``kill -9`` left behind.
+    """
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    return str(STATE_DIR / f"{os.getpid()}-{next(_socket_serial)}.sock")
+
+
+_socket_serial = itertools.count()
+
+
 def sweep_stale() -> list[str]:
     """Delete the namespaces and records of labs whose owner process is gone.
 
@@ -197,6 +212,10 @@ def sweep_stale() -> list[str]:
                 _delete_namespace(namespace)
                 removed.append(namespace)
             (STATE_DIR / f"{uid}.json").unlink(missing_ok=True)
+        for sock in STATE_DIR.glob("*.sock"):
+            pid = sock.name.split("-", 1)[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                sock.unlink(missing_ok=True)
     if removed:
         log.info("swept stale lab namespaces: %s", " ".join(removed))
     return removed

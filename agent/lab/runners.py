@@ -19,7 +19,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from itertools import count
 from pathlib import Path
 
-from agent.lab.netns import INTERFACE, LabError, Node, Proc, wait_for
+from agent.lab.netns import INTERFACE, LabError, Node, Proc, control_socket_path, wait_for
 
 _serial = count()
 
@@ -73,8 +73,9 @@ def agent_toml(
     ``global_options`` are further ``[global]`` string keys, e.g. ``{"bpf": "off"}``: the
     benchmarks and the BPF-parametrized tests choose the receive path with them.
     """
+    options = {"control_socket": control_socket_path(), **(global_options or {})}
     lines = ["[global]", f'log_level = "{log_level}"']
-    lines += [f'{key} = "{value}"' for key, value in (global_options or {}).items()]
+    lines += [f'{key} = "{value}"' for key, value in options.items()]
     for inst in instances:
         vips = ", ".join(f'"{vip}"' for vip in inst.vips)
         lines += [

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.lab import Lab, LabError, Node
+from agent.lab.netns import control_socket_path
 from agent.lab.runners import AgentSpeaker, agent_command
 
 #: Advertisement interval of every test instance: short, so a test takes seconds.
@@ -70,7 +71,8 @@ def config_toml(
 ) -> str:
     """The agent's TOML; every instance defaults to VRRPv3 on eth0 every :data:`ADVERT`
     seconds, without the second GARP burst (keeps captures small)."""
-    lines = _table("[global]", {"log_level": "info", **(global_ or {})})
+    settings = {"log_level": "info", "control_socket": control_socket_path(), **(global_ or {})}
+    lines = _table("[global]", settings)
     for script in scripts:
         lines += _table("[[script]]", script)
     for instance in instances:

@@ -173,7 +173,9 @@ class TestUsage:
     def test_no_command(self) -> None:
         result = vrrp_agent()
         assert result.returncode == 2
-        assert result.stderr.endswith("error: a command is required: check, config or run\n")
+        assert result.stderr.endswith(
+            "error: a command is required: check, config, run, status, reload, drain or undrain\n"
+        )
 
     def test_unknown_command(self) -> None:
         result = vrrp_agent("start")

@@ -544,8 +544,9 @@ class TestDocumentShape:
 
     def test_unknown_key_without_a_close_match_lists_the_known_ones(self) -> None:
         assert error_of("[global]\nzzz = 1\n" + MINIMAL) == (
-            "global.zzz: unknown key; known keys: "
-            "log_level, notify_fifo, script_user, bpf, bpf_attach"
+            "global.zzz: unknown key; known keys: log_level, log_format, notify_fifo, "
+            "script_user, bpf, bpf_attach, metrics_listen, metrics_keepalived_names, "
+            "control_socket"
         )
 
     def test_global_must_be_a_table(self) -> None:
@@ -1116,3 +1117,96 @@ def test_an_unknown_bpf_mode_names_the_key_and_the_choices() -> None:
                 ],
             }
         )
+
+
+class TestObservabilitySettings:
+    """``[global]`` metrics_listen, metrics_keepalived_names, control_socket, log_format."""
+
+    def test_defaults(self) -> None:
+        settings = parse(MINIMAL).global_
+        assert settings.metrics_listen == "127.0.0.1:9650"
+        assert settings.metrics_keepalived_names is False
+        assert settings.control_socket == "/run/vrrp-agent/control.sock"
+        assert settings.log_format == "text"
+
+    def test_everything_set(self) -> None:
+        settings = parse(
+            "[global]\n"
+            'metrics_listen = "[::]:9100"\n'
+            "metrics_keepalived_names = true\n"
+            'control_socket = "/run/va/ctl.sock"\n'
+            'log_format = "json"\n' + MINIMAL
+        ).global_
+        assert (
+            settings.metrics_listen,
+            settings.metrics_keepalived_names,
+            settings.control_socket,
+            settings.log_format,
+        ) == ("[::]:9100", True, "/run/va/ctl.sock", "json")
+
+    def test_empty_strings_disable_the_endpoints(self) -> None:
+        settings = parse('[global]\nmetrics_listen = ""\ncontrol_socket = ""\n' + MINIMAL)
+        assert (settings.global_.metrics_listen, settings.global_.control_socket) == ("", "")
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ('"9650"', 'must be "host:port", such as "127.0.0.1:9650" or "[::]:9650", got "9650"'),
+            ('":9650"', 'must be "host:port", such as "127.0.0.1:9650" or "[::]:9650", '
+                        'got ":9650"'),
+            ('"localhost:9650"', "the host must be an IPv4 address, or an IPv6 address in "
+                                 'brackets such as [::1] (names are not looked up), '
+                                 'got "localhost:9650"'),
+            ('"::1:9650"', "the host must be an IPv4 address, or an IPv6 address in "
+                           'brackets such as [::1] (names are not looked up), got "::1:9650"'),
+            ('"[10.0.0.1]:9650"', "the address in brackets must be an IPv6 address, "
+                                  'got "[10.0.0.1]:9650"'),
+            ('"127.0.0.1:70000"', 'the port must be a number 0..65535, got "127.0.0.1:70000"'),
+            ('"127.0.0.1:http"', 'the port must be a number 0..65535, got "127.0.0.1:http"'),
+            ('"127.0.0.1:0"', "the port must be 1..65535, got 0"),
+            ("9650", "must be a string, got integer"),
+        ],
+    )  # fmt: skip
+    def test_bad_metrics_listen(self, value: str, message: str) -> None:
+        assert error_of(f"[global]\nmetrics_listen = {value}\n" + MINIMAL) == (
+            f"global.metrics_listen: {message}"
+        )
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ('"control.sock"', 'must be an absolute path of a file, got "control.sock"'),
+            ('"/run/vrrp-agent/"', 'must be an absolute path of a file, got "/run/vrrp-agent/"'),
+            (f'"/{"x" * 107}"', "at most 107 bytes (the unix socket limit), got 108"),
+            ("false", "must be a string, got boolean"),
+        ],
+    )
+    def test_bad_control_socket(self, value: str, message: str) -> None:
+        assert error_of(f"[global]\ncontrol_socket = {value}\n" + MINIMAL) == (
+            f"global.control_socket: {message}"
+        )
+
+    def test_bad_log_format(self) -> None:
+        assert error_of('[global]\nlog_format = "xml"\n' + MINIMAL) == (
+            'global.log_format: must be one of "text", "json", got "xml"'
+        )
+
+    def test_keepalived_names_must_be_a_boolean(self) -> None:
+        assert error_of('[global]\nmetrics_keepalived_names = "yes"\n' + MINIMAL) == (
+            'global.metrics_keepalived_names: must be true or false, got string "yes"'
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9650", ("127.0.0.1", 9650)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("[::]:9650", ("::", 9650)),
+        ("[fe80::1]:1", ("fe80::1", 1)),
+    ],
+)
+def test_parse_listen_address(text: str, expected: tuple[str, int]) -> None:
+    from agent.config import parse_listen_address
+
+    assert parse_listen_address(text) == expected
