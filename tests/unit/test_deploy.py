@@ -9,7 +9,6 @@ so that a later edit cannot quietly break one of them.
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent.config import ConfigError, GlobalConfig, load_config
+from agent.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "vrrp-agent.service"
@@ -253,11 +252,6 @@ def _materialise_scripts(data: dict[str, str], directory: Path) -> None:
         (directory / name).chmod(0o755)
 
 
-@pytest.mark.xfail(
-    "metrics_listen" not in {field.name for field in dataclasses.fields(GlobalConfig)},
-    reason="[global] metrics_listen (issue 5, metrics) is not in agent/config.py yet",
-    raises=ConfigError,
-)
 def test_configmap_configuration_passes_check(tmp_path: Path) -> None:
     path = ROOT / "deploy" / "kubernetes" / "vrrp-agent.yaml"
     maps = _config_maps(path)
