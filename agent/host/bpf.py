@@ -920,13 +920,11 @@ def _load_in_child(source: Path, cflags: tuple[str, ...]) -> VrrpFilter:
     if not _has_bpf_capability():
         raise BpfUnavailable(
             UnavailableCause.NO_PRIVILEGE,
-            "eBPF filter unavailable: loading BPF programs needs CAP_BPF (or CAP_SYS_ADMIN), "
+            "loading BPF programs needs CAP_BPF (or CAP_SYS_ADMIN), "
             "which this process does not have",
         )
     if not source.is_file():
-        raise BpfUnavailable(
-            UnavailableCause.LOAD_FAILED, f"eBPF filter unavailable: {source} does not exist"
-        )
+        raise BpfUnavailable(UnavailableCause.LOAD_FAILED, f"{source} does not exist")
     description, fds, diagnostics = run_loader(source, cflags)
     try:
         if not description.get("ok"):
@@ -1002,7 +1000,7 @@ def _explain(description: Mapping[str, Any], diagnostics: str) -> BpfUnavailable
     if description.get("cause") == UnavailableCause.BCC_MISSING:
         return BpfUnavailable(
             UnavailableCause.BCC_MISSING,
-            f"eBPF filter unavailable: bcc is not importable ({error}); install Debian's "
+            f"bcc is not importable ({error}); install Debian's "
             "python3-bpfcc and use a venv made with --system-site-packages "
             "(never `pip install bcc`, an unrelated project)",
         )
@@ -1010,20 +1008,19 @@ def _explain(description: Mapping[str, Any], diagnostics: str) -> BpfUnavailable
         release = platform.release()
         return BpfUnavailable(
             UnavailableCause.HEADERS_MISSING,
-            f"eBPF filter unavailable: BCC found no kernel headers for {release}; install "
+            f"BCC found no kernel headers for {release}; install "
             f"linux-headers-{release} or link any header tree to /lib/modules/{release}/build "
             "(deploy/kernel-headers.sh)",
         )
     if "Operation not permitted" in diagnostics or "super-user" in error:
         return BpfUnavailable(
             UnavailableCause.NO_PRIVILEGE,
-            f"eBPF filter unavailable: the kernel refused to create the maps or load the "
-            f"program (needs CAP_BPF): {error}",
+            f"the kernel refused to create the maps or load the program (needs CAP_BPF): {error}",
         )
     tail = "\n".join(diagnostics.strip().splitlines()[-20:])
     return BpfUnavailable(
         UnavailableCause.LOAD_FAILED,
-        f"eBPF filter unavailable: {error}" + (f"\n{tail}" if tail else ""),
+        f"{error}" + (f"\n{tail}" if tail else ""),
     )
 
 

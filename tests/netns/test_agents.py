@@ -5,6 +5,10 @@ RTM_NEWADDR for the VIP on the new master, or capture timestamps on the wire. Bo
 RFC 9568 §6 timers (protocol.md §5) plus a scheduling margin sized for a busy two-core machine,
 and each margin stays below the quantity it must tell apart (e.g. a graceful handover must
 be faster than the crash path, or the priority-0 advert did nothing).
+
+Every test runs twice (the ``receive_path`` fixture, tests/conftest.py): with the eBPF socket
+filter in kernel-only mode, where a backup times the master from the kernel's peer map and
+steady-state adverts never reach userspace, and with BPF off. The assertions are the same.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from agent.lab.runners import (
     skew_time,
     start_agent,
 )
+from tests.conftest import ReceivePath
 
 pytestmark = pytest.mark.netns
 
@@ -41,20 +46,22 @@ def _holders(lab: Lab) -> list[int]:
     return [node.index for node in lab.nodes if node.has_address(lab.vip())]
 
 
-def _start(lab: Lab, priorities: tuple[int, ...]) -> list[AgentSpeaker]:
+def _start(lab: Lab, priorities: tuple[int, ...], path: ReceivePath) -> list[AgentSpeaker]:
     """Start one agent per node, the highest priority first, and wait for the election."""
     agents = [
-        start_agent(node, _instance(lab, p)) for node, p in zip(lab.nodes, priorities, strict=False)
+        start_agent(node, _instance(lab, p), global_options=path.options)
+        for node, p in zip(lab.nodes, priorities, strict=False)
     ]
     agents[0].wait_state("MASTER", timeout=10)
     for agent in agents[1:]:
         agent.wait_state("BACKUP", timeout=10)
+    path.check(*agents)
     return agents
 
 
-def test_election_crash_failover_and_return(lab: Lab) -> None:
+def test_election_crash_failover_and_return(lab: Lab, receive_path: ReceivePath) -> None:
     vip = lab.vip().ip
-    agents = _start(lab, (150, 100, 50))
+    agents = _start(lab, (150, 100, 50), receive_path)
     # RFC 9568 §6.4.2: the highest priority wins, and only the master holds the VIP.
     assert _holders(lab) == [0]
     # Backups that accept the master's adverts stay backups for several master-down intervals
@@ -75,7 +82,7 @@ def test_election_crash_failover_and_return(lab: Lab) -> None:
     assert _holders(lab) == [0, 1], "the killed master's VIP stays behind (stale)"
 
     # Restart: the stale VIP goes at start-up, then priority 150 preempts (RFC 9568 §6.4.2).
-    restarted = start_agent(lab[0], _instance(lab, 150))
+    restarted = start_agent(lab[0], _instance(lab, 150), global_options=receive_path.options)
     removed = lab[0].wait_address(vip, added=False, since=restarted.proc.started_at, timeout=10)
     lab[0].wait_address(vip, since=removed, timeout=master_down_interval(backup) + 5)
     lab[1].wait_address(vip, added=False, since=removed, timeout=5)
@@ -85,13 +92,13 @@ def test_election_crash_failover_and_return(lab: Lab) -> None:
 
 
 def test_graceful_handover_priority_zero_and_gratuitous_arp(
-    make_lab: Callable[[int], Lab],
+    make_lab: Callable[[int], Lab], receive_path: ReceivePath
 ) -> None:
     lab = make_lab(2)
     vip = lab.vip().ip
     backup = _instance(lab, 100)
     with lab.capture() as capture:
-        agents = _start(lab, (150, 100))
+        agents = _start(lab, (150, 100), receive_path)
         stopped = agents[0].terminate()
         took_over = lab[1].wait_address(vip, since=stopped, timeout=5) - stopped
         assert agents[0].proc.wait(5) == 0

@@ -6,6 +6,12 @@ after a kill -9 was timing against them. Both directions are run, so each implem
 checked as sender and as receiver. Keepalived's state comes from its notify script, ours from
 the transition log, and every advert of ours must dissect cleanly in Wireshark and draw no
 complaint in keepalived's log.
+
+Each case runs with the agent's eBPF socket filter in kernel-only mode and with BPF off
+(``receive_path``, tests/conftest.py), except the two VRRPv2 cases with the agent as master:
+there the agent receives no adverts at all (a keepalived backup is silent), so the receive
+path makes no difference, and each run costs about 12 s. The kernel's VRRPv2 checks are
+exercised by ``v2-keepalived-master``, where the agent is the backup.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import pytest
 
 from agent.lab import Lab
 from agent.lab.pcap import dissection_problems, frames
 from agent.lab.runners import (
+    AgentSpeaker,
     Instance,
     KeepalivedSpeaker,
     Speaker,
@@ -26,6 +34,7 @@ from agent.lab.runners import (
     start_agent,
     start_keepalived,
 )
+from tests.conftest import RECEIVE_PATHS, ReceivePath
 
 pytestmark = [pytest.mark.netns, pytest.mark.keepalived]
 
@@ -50,14 +59,28 @@ CASES = {
 }
 
 
+#: Cases run with BPF off only (see the module docstring).
+USERSPACE_ONLY = {"v2-agent-master", "v2-pass-agent-master"}
+
+
 @pytest.mark.parametrize(
-    "case",
+    ("case", "receive_path"),
     [
-        pytest.param(case, id=name, marks=[pytest.mark.slow] if case.version == 2 else [])
+        pytest.param(
+            case,
+            path,
+            id=f"{name}-{path}",
+            marks=[pytest.mark.slow] if case.version == 2 else [],
+        )
         for name, case in CASES.items()
+        for path in RECEIVE_PATHS
+        if path == "userspace" or name not in USERSPACE_ONLY
     ],
+    indirect=["receive_path"],
 )
-def test_interop_election_and_takeover(case: Case, make_lab: Callable[[int], Lab]) -> None:
+def test_interop_election_and_takeover(
+    case: Case, receive_path: ReceivePath, make_lab: Callable[[int], Lab]
+) -> None:
     lab = make_lab(2)
     vip = lab.vip().ip
     backup_cfg = Instance(
@@ -70,8 +93,9 @@ def test_interop_election_and_takeover(case: Case, make_lab: Callable[[int], Lab
         garp_master_delay=0,
     )
     master_cfg = replace(backup_cfg, priority=200)
+    start_ours = partial(start_agent, global_options=receive_path.options)
     start_master, start_backup = (
-        (start_agent, start_keepalived) if case.agent_is_master else (start_keepalived, start_agent)
+        (start_ours, start_keepalived) if case.agent_is_master else (start_keepalived, start_ours)
     )
     with lab.capture() as capture:
         master: Speaker = start_master(lab[0], master_cfg)
@@ -92,6 +116,8 @@ def test_interop_election_and_takeover(case: Case, make_lab: Callable[[int], Lab
     assert 2 * case.interval <= took_over <= master_down_interval(backup_cfg) + case.margin
 
     agent, keepalived = (master, backup) if case.agent_is_master else (backup, master)
+    assert isinstance(agent, AgentSpeaker)
+    receive_path.check(agent)
     assert isinstance(keepalived, KeepalivedSpeaker)
     assert keepalived.log_problems() == []
     ours = frames(

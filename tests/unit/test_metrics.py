@@ -446,3 +446,29 @@ class TestListenErrors:
     async def test_malformed_listen_string(self, listen: str) -> None:
         with pytest.raises(HostError, match="metrics_listen"):
             await start_metrics_server(listen, status_example)
+
+
+def test_the_grafana_dashboard_only_queries_metrics_the_agent_exports() -> None:
+    """deploy/grafana/vrrp-agent.json must not rot when a metric is renamed."""
+    import json
+    import re
+    from pathlib import Path
+
+    from prometheus_client import generate_latest
+
+    from agent.host.metrics import metrics_registry
+    from tests.unit.status_example import status_example
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "vrrp-agent.json").read_text()
+    )
+    exported = generate_latest(metrics_registry(status_example)).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in exported.splitlines() if line[:1] != "#"}
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bvrrp_[a-z_]+", target["expr"])
+    }
+    assert queried
+    assert queried <= names, queried - names
