@@ -15,15 +15,25 @@ from pathlib import Path
 import pytest
 
 from agent.lab import Lab, LabError, wait_for
-from agent.lab.netns import Node, Proc
+from agent.lab.netns import Node, Proc, control_socket_path
 from agent.lab.pcap import frames
 from agent.lab.runners import Instance, agent_command, agent_toml
 
 pytestmark = pytest.mark.netns
 
 
+def write(config: Path, *instances: Instance) -> None:
+    """The configuration file; the same control socket every time, so that rewriting the
+    file changes only the instances (``[global]`` changes need a restart)."""
+    socket = config.with_suffix(".sock-path")
+    if not socket.exists():
+        socket.write_text(control_socket_path())
+    options = {"control_socket": socket.read_text()}
+    config.write_text(agent_toml(instances, global_options=options))
+
+
 def start(node: Node, config: Path, *instances: Instance) -> Proc:
-    config.write_text(agent_toml(instances))
+    write(config, *instances)
     return node.spawn([*agent_command(), "run", "--config", str(config)], name="agent-reload")
 
 
@@ -74,7 +84,7 @@ def test_reload_applies_added_removed_and_changed_instances(
     wait_for(lambda: "VI_1: BACKUP -> MASTER" in proc.output(), 10, what="VI_1 master")
     before = transitions(proc)
 
-    config.write_text(agent_toml((one, two)))
+    write(config, one, two)
     proc.popen.send_signal(signal.SIGHUP)
     proc.wait_for_output(r"reloaded: 1 unchanged, 1 started, 0 stopped \(VI_2\)", timeout=5)
     wait_for(lambda: "VI_2: BACKUP -> MASTER" in proc.output(), 10, what="VI_2 master")
@@ -83,7 +93,7 @@ def test_reload_applies_added_removed_and_changed_instances(
         line for line in before if "VI_1" in line
     ]
 
-    config.write_text(agent_toml((two,)))
+    write(config, two)
     removed_at = time.monotonic()
     proc.popen.send_signal(signal.SIGHUP)
     proc.wait_for_output(r"reloaded: 1 unchanged, 0 started, 1 stopped \(VI_1\)", timeout=5)
