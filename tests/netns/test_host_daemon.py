@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,29 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.lab import Capture, Lab, wait_for
+from agent.lab import Lab
+from agent.lab.pcap import await_frames, rows
 from agent.lab.runners import Instance, agent_command, start_agent
 
 pytestmark = pytest.mark.netns
-
-
-def tshark(pcap: Path, display_filter: str, *fields: str) -> list[list[str]]:
-    argv = ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields"]
-    for field in fields:
-        argv += ["-e", field]
-    # check=False: a capture still being written may end in a partial block.
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout
-    return [line.split("\t") for line in out.splitlines()]
-
-
-def await_frames(capture: Capture, display_filter: str, count: int) -> None:
-    """Wait until dumpcap has written ``count`` matching frames."""
-    wait_for(
-        lambda: len(tshark(capture.path, display_filter, "frame.number")) >= count,
-        timeout=10,
-        what=f"{count} frame(s) matching {display_filter!r} in the capture",
-        interval=0.05,
-    )
 
 
 def test_stale_vip_removed_then_takeover_announced_then_released_on_sigterm(
@@ -75,12 +56,12 @@ def test_stale_vip_removed_then_takeover_announced_then_released_on_sigterm(
     assert "VI_1: MASTER -> INITIALIZE (shutdown)" in output
     assert "Traceback" not in output
 
-    adverts = tshark(capture.path, "vrrp", "ip.src", "ip.dst", "ip.ttl", "vrrp.prio")
+    adverts = rows(capture.path, "vrrp", "ip.src", "ip.dst", "ip.ttl", "vrrp.prio")
     assert len(adverts) >= 2
     assert all(a[:3] == [str(node.ip), "224.0.0.18", "255"] for a in adverts)
     assert [a[3] for a in adverts[:-1]] == ["100"] * (len(adverts) - 1)
     assert adverts[-1][3] == "0"  # RFC 9568 §6.4.3: the master leaves with priority 0
-    garps = tshark(
+    garps = rows(
         capture.path,
         "arp",
         "eth.dst",

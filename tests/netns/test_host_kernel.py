@@ -9,15 +9,14 @@ saw (dumpcap + tshark).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from agent.lab import Capture, Lab, Node, wait_for
+from agent.lab import Lab, Node
+from agent.lab.pcap import await_frames, rows
 
 pytestmark = pytest.mark.netns
 
@@ -29,26 +28,6 @@ def python_in(node: Node, code: str, *, prefix: tuple[str, ...] = ()) -> str:
     """Run ``code`` with this interpreter inside ``node``; return its stdout."""
     done = node.run([*prefix, sys.executable, "-c", textwrap.dedent(code)], timeout=30)
     return done.stdout
-
-
-def tshark(pcap: Path, display_filter: str, *fields: str) -> list[list[str]]:
-    argv = ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields"]
-    for field in fields:
-        argv += ["-e", field]
-    # check=False: a capture still being written may end in a partial block.
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout
-    return [line.split("\t") for line in out.splitlines()]
-
-
-def await_frames(capture: Capture, display_filter: str, count: int) -> None:
-    """Wait until dumpcap has written ``count`` matching frames: frames still queued in
-    its socket when it is stopped would be lost."""
-    wait_for(
-        lambda: len(tshark(capture.path, display_filter, "frame.number")) >= count,
-        timeout=10,
-        what=f"{count} frame(s) matching {display_filter!r} in the capture",
-        interval=0.05,
-    )
 
 
 def igmp_groups(node: Node, device: str) -> set[str]:
@@ -118,9 +97,7 @@ def test_the_vrrp_socket_has_every_option_and_its_adverts_leave_with_ttl_255(
     assert VRRP_GROUP_IGMP in report["igmp"].split("eth0", 1)[1]
     # ... and the membership went away with the socket.
     assert VRRP_GROUP_IGMP not in igmp_groups(node, "eth0")
-    adverts = tshark(
-        capture.path, "vrrp", "ip.src", "ip.dst", "ip.ttl", "vrrp.prio", "vrrp.ip_addr"
-    )
+    adverts = rows(capture.path, "vrrp", "ip.src", "ip.dst", "ip.ttl", "vrrp.prio", "vrrp.ip_addr")
     assert adverts == [[str(node.ip), "224.0.0.18", "255", "42", "198.51.100.7"]]
 
 
@@ -239,7 +216,7 @@ def test_gratuitous_arps_on_the_wire_carry_the_vip_as_sender_and_target(
             """,
         )
         await_frames(capture, "arp", 3)
-    frames = tshark(
+    frames = rows(
         capture.path,
         "arp",
         "frame.len",
