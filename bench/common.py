@@ -251,6 +251,29 @@ def write_result(name: str, document: dict[str, Any], output_dir: Path) -> Path:
     return path
 
 
+def print_verdicts(document: Mapping[str, Any]) -> None:
+    """The targets met or missed, and the implementations that were skipped."""
+    for verdict in document["targets"]:
+        print(verdict["text"], "->", "met" if verdict["met"] else "MISSED")
+    for name, reason in document["skipped"].items():
+        print(f"{name}: skipped ({reason})")
+
+
+def publish(
+    name: str,
+    document: dict[str, Any],
+    output_dir: Path,
+    *,
+    report: Callable[[dict[str, Any]], None],
+    plot: Callable[[dict[str, Any], Path], object] | None,
+) -> None:
+    """Print the table, write the JSON and, when asked, draw the PNG chart."""
+    report(document)
+    write_result(name, document, output_dir)
+    if plot is not None:
+        plot(document, output_dir)
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A plain fixed-width table on stdout: numbers right-aligned, text left-aligned."""
     raw = [list(row) for row in rows]

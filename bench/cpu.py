@@ -30,13 +30,13 @@ from bench.common import (
     new_figure,
     parser,
     print_table,
+    publish,
     run_main,
     rx_packets,
     save_figure,
     start_master,
     stop,
     wait_all,
-    write_result,
 )
 
 SETTLE_S = 2.0
@@ -174,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "target": target(rows),
             "skipped": skipped,
         }
-        report(document)
-        write_result("cpu", document, args.output_dir)
-        if args.plot:
-            plot(document, args.output_dir)
+        publish("cpu", document, args.output_dir, report=report, plot=plot if args.plot else None)
         return 0
 
     return run_main(body)

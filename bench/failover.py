@@ -37,13 +37,14 @@ from bench.common import (
     new_figure,
     parser,
     print_table,
+    print_verdicts,
+    publish,
     run_main,
     save_figure,
     skew_s,
     start_master,
     summary_ms,
     wait_all,
-    write_result,
 )
 
 NAMES = {"kill": "failover", "term": "handover"}
@@ -111,10 +112,7 @@ def report(document: dict[str, Any]) -> None:
             for r in document["results"]
         ),
     )
-    for verdict in document["targets"]:
-        print(verdict["text"], "->", "met" if verdict["met"] else "MISSED")
-    for name, reason in document["skipped"].items():
-        print(f"{name}: skipped ({reason})")
+    print_verdicts(document)
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
                 "targets": targets(rows),
                 "skipped": skipped,
             }
-            report(document)
-            write_result(NAMES[mode], document, args.output_dir)
-            if args.plot:
-                plot(document, args.output_dir)
+            publish(
+                NAMES[mode],
+                document,
+                args.output_dir,
+                report=report,
+                plot=plot if args.plot else None,
+            )
         return 0
 
     return run_main(body)

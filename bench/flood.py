@@ -39,13 +39,14 @@ from bench.common import (
     new_figure,
     parser,
     print_table,
+    print_verdicts,
+    publish,
     run_main,
     rx_packets,
     save_figure,
     start_master,
     summary_ms,
     wait_all,
-    write_result,
 )
 
 FLOODER = Path(__file__).with_name("flooder.py")
@@ -194,10 +195,7 @@ def report(document: dict[str, Any]) -> None:
         "(CPU: median over trials, % of one core; pps and socket drops (receive-buffer "
         "overflow of the backup's VRRP socket during a whole flood): the worst trial)"
     )
-    for verdict in document["targets"]:
-        print(verdict["text"], "->", "met" if verdict["met"] else "MISSED")
-    for name, reason in document["skipped"].items():
-        print(f"{name}: skipped ({reason})")
+    print_verdicts(document)
 
 
 def targets(rows: list[dict[str, Any]], rate: float) -> list[dict[str, Any]]:
@@ -283,10 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets(rows, args.rate),
             "skipped": skipped,
         }
-        report(document)
-        write_result("flood", document, args.output_dir)
-        if args.plot:
-            plot(document, args.output_dir)
+        publish("flood", document, args.output_dir, report=report, plot=plot if args.plot else None)
         return 0
 
     return run_main(body)

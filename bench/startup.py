@@ -33,10 +33,11 @@ from bench.common import (
     new_figure,
     parser,
     print_table,
+    print_verdicts,
+    publish,
     run_main,
     save_figure,
     stop,
-    write_result,
 )
 
 SETTLE_S = 2.0
@@ -152,10 +153,7 @@ def report(document: dict[str, Any]) -> None:
         "(times: median from spawn; memory: the largest of the trials, MiB; tree = the process "
         "and its children; start peak = largest tree RSS sampled while starting)"
     )
-    for verdict in document["targets"]:
-        print(verdict["text"], "->", "met" if verdict["met"] else "MISSED")
-    for name, reason in document["skipped"].items():
-        print(f"{name}: skipped ({reason})")
+    print_verdicts(document)
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -212,10 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets(rows),
             "skipped": skipped,
         }
-        report(document)
-        write_result("startup", document, args.output_dir)
-        if args.plot:
-            plot(document, args.output_dir)
+        publish(
+            "startup", document, args.output_dir, report=report, plot=plot if args.plot else None
+        )
         return 0
 
     return run_main(body)
