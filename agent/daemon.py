@@ -27,6 +27,7 @@ from typing import Any
 from agent.config import AgentConfig, ConfigError
 from agent.host import sdnotify
 from agent.host.control import ControlServer, start_control_server
+from agent.host.errors import HostError
 from agent.host.metrics import MetricsServer, start_metrics_server
 from agent.host.netlink import Netlink
 from agent.runtime import Runtime
@@ -143,6 +144,10 @@ class _Process:
             except ValueError as error:
                 log.error("reload rejected, running configuration kept: %s", error)
                 return {"ok": False, "message": str(error)}
+            except HostError as error:
+                # Past the checks: part of the new configuration is applied.
+                log.error("reload failed part-way: %s", error)
+                return {"ok": False, "message": f"reload failed part-way: {error}"}
             return {"ok": True, "message": summary}
         finally:
             sdnotify.notify(sdnotify.READY)

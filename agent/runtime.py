@@ -427,7 +427,8 @@ class Runtime:
     async def reload(self, new: AgentConfig) -> str:
         """Apply ``new`` (already validated); see the module docstring. Returns a summary.
 
-        Raises :class:`ValueError` with the reason when ``new`` needs a restart.
+        Raises :class:`ValueError` with the reason, before changing anything, when ``new``
+        needs a restart or names an interface this host does not have.
         """
         old = self.config
         if replace(old.global_, log_level=new.global_.log_level) != new.global_:
@@ -448,22 +449,33 @@ class Runtime:
                 kept -= set(group.instances)
         removed = [name for name in old_instances if name not in kept]
         added = [instance for name, instance in new_instances.items() if name not in kept]
+        for ifname in {i.interface for i in added} - set(self.interfaces):
+            try:
+                await self.netlink.interface(ifname)
+            except HostError as error:
+                raise ValueError(str(error)) from None
         assert self.health is not None
         previous = self.health
         await previous.aclose()
-        for name in removed:
-            await self._remove_instance(name)
-        self.config = new
-        self.notify.scripts = dict(new.notify_scripts())
-        self.groups = [
-            group for group in self.groups if all(m.config.name in kept for m in group.members)
-        ]
-        started = await self._add_instances(added)
-        self._build_sync_groups(new)
-        await self._build_health(previous=previous)
-        for driver in started:
-            driver.start()
-        self.health.start()
+        started: list[RouterDriver] = []
+        try:
+            for name in removed:
+                await self._remove_instance(name)
+            self.config = new
+            self.notify.scripts = dict(new.notify_scripts())
+            self.groups = [
+                group
+                for group in self.groups
+                if all(member.config.name in kept for member in group.members)
+            ]
+            started = await self._add_instances(added)
+            self._build_sync_groups(new)
+        finally:
+            # Whatever got applied keeps its health checks, even after a failure.
+            await self._build_health(previous=previous)
+            for driver in started:
+                driver.start()
+            self.health.start()
         for ifname in [name for name, i in self.interfaces.items() if not i.drivers]:
             interface = self.interfaces.pop(ifname)
             interface.stop_receiving()

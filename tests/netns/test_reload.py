@@ -63,9 +63,21 @@ def test_reload_without_change_moves_nothing_and_a_bad_file_keeps_the_old_config
     with pytest.raises(LabError, match="was not removed"):
         node.wait_address(vip.ip, added=False, since=reloaded_at, timeout=0.3)
 
+    # A file that validates but names an interface this host lacks: refused before
+    # anything changes.
+    write(config, one)
+    config.write_text(
+        config.read_text()
+        + '\n[[instance]]\nname = "VI_9"\ninterface = "nope0"\nvrid = 9\n'
+        + 'vips = ["192.0.2.9"]\n'
+    )
+    proc.popen.send_signal(signal.SIGHUP)
+    proc.wait_for_output(r"reload rejected, running configuration kept: nope0: no such", 5)
+    assert transitions(proc) == before
+
     config.write_text("[[instance]]\nname = 'VI_1'\nvrid = 300\n")
     proc.popen.send_signal(signal.SIGHUP)
-    proc.wait_for_output(r"reload rejected, running configuration kept: .*", timeout=5)
+    proc.wait_for_output(r"reload rejected, running configuration kept: .*instance\[0\]", timeout=5)
     assert transitions(proc) == before
     assert node.has_address(vip.ip)
     assert proc.alive()
