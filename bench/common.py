@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.core import timers
 from agent.lab import Lab, LabError, wait_for
 from agent.lab.netns import Node
 from agent.lab.runners import AgentSpeaker, Instance, Speaker, start_agent, start_keepalived
@@ -97,7 +98,7 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
 
 def skew_s(priority: int, interval: float) -> float:
     """VRRPv3 Skew_Time (RFC 9568 §6.1) in seconds."""
-    return (256 - priority) * interval / 256
+    return timers.skew_time(3, priority, round(interval * 100))
 
 
 # ---------------------------------------------------------------------------------------------

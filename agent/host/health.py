@@ -84,7 +84,7 @@ class HealthTracker:
         self._verdicts: dict[str, bool] = {}
         self._hysteresis: dict[str, Hysteresis] = {}
         self._tracked: dict[str, list[_Tracked]] = {}
-        self._runners: list[CheckRunner] = []
+        self._runners: dict[str, CheckRunner] = {}
         checks: list[CheckScript | TcpCheck] = list(config.check_scripts().values())
         for instance in config.instances:
             tracked = self._tracked.setdefault(instance.name, [])
@@ -111,12 +111,12 @@ class HealthTracker:
                 self._verdicts[check.name] = True
                 self._hysteresis[check.name] = Hysteresis(rise=check.rise, fall=check.fall)
                 self.durations[check.name] = DurationHistogram()
-            self._runners.append(CheckRunner(check, self._on_check_result))
+            self._runners[check.name] = CheckRunner(check, self._on_check_result)
 
     @property
     def runners(self) -> tuple[CheckRunner, ...]:
         """The check runners, for their counters (metrics, status)."""
-        return tuple(self._runners)
+        return tuple(self._runners.values())
 
     def apply_initial_state(self) -> None:
         """Give every router its starting fault causes and priority (before it starts),
@@ -125,12 +125,12 @@ class HealthTracker:
             self._refresh(name)
 
     def start(self) -> None:
-        for runner in self._runners:
+        for runner in self._runners.values():
             runner.start()
 
     async def aclose(self) -> None:
         """Stop every check and reap whatever is still running."""
-        await asyncio.gather(*(runner.aclose() for runner in self._runners))
+        await asyncio.gather(*(runner.aclose() for runner in self._runners.values()))
 
     def link_changed(self, ifname: str, up: bool) -> None:
         """A netlink link event; only interfaces some instance tracks matter."""
@@ -157,11 +157,11 @@ class HealthTracker:
                 "last_exit": runner.counters.last_exit,
                 "duration_buckets": self.durations[runner.check.name].as_dict(),
             }
-            for runner in self._runners
+            for runner in self._runners.values()
         ]
 
     def _on_check_result(self, name: str, ok: bool, detail: str) -> None:
-        duration = self._runner_by_name(name).counters.last_duration
+        duration = self._runners[name].counters.last_duration
         if duration is not None:
             self.durations[name].observe(duration)
         if not self._hysteresis[name].record(ok):
@@ -175,9 +175,6 @@ class HealthTracker:
             detail,
         )
         self._refresh_tracking(name)
-
-    def _runner_by_name(self, name: str) -> CheckRunner:
-        return next(runner for runner in self._runners if runner.check.name == name)
 
     def _refresh_tracking(self, source: str) -> None:
         for instance, tracked in self._tracked.items():

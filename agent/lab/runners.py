@@ -19,6 +19,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from itertools import count
 from pathlib import Path
 
+from agent.core import timers
 from agent.lab.netns import INTERFACE, LabError, Node, Proc, control_socket_path, wait_for
 
 _serial = count()
@@ -258,12 +259,14 @@ def start_keepalived(node: Node, *instances: Instance) -> KeepalivedSpeaker:
 
 
 def skew_time(instance: Instance) -> float:
-    """Skew_Time in seconds (RFC 3768 §6.1 for v2, RFC 9568 §6.1 for v3; protocol.md §5)."""
-    if instance.version == 2:
-        return (256 - instance.priority) / 256
-    return (256 - instance.priority) * instance.advert_interval / 256
+    """Skew_Time in seconds of a backup with this config (:func:`agent.core.timers.skew_time`)."""
+    return timers.skew_time(instance.version, instance.priority, _interval_cs(instance))
 
 
 def master_down_interval(instance: Instance) -> float:
     """How long a backup with this config waits after the master's last advert, in seconds."""
-    return 3 * instance.advert_interval + skew_time(instance)
+    return timers.master_down_interval(instance.version, instance.priority, _interval_cs(instance))
+
+
+def _interval_cs(instance: Instance) -> int:
+    return round(instance.advert_interval * 100)

@@ -22,6 +22,7 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
+from agent.core import timers
 from agent.lab import Lab, LabError, Node
 from agent.lab.netns import control_socket_path
 from agent.lab.runners import AgentSpeaker, agent_command
@@ -35,13 +36,13 @@ TIMES_FILE = Path(os.environ.get("VRRP_HEALTH_TIMES", "/work/coord/health-times.
 
 
 def skew(priority: int, interval: float = ADVERT) -> float:
-    """RFC 9568 §6.1 Skew_Time (VRRPv3)."""
-    return (256 - priority) * interval / 256
+    """RFC 9568 §6.1 Skew_Time (VRRPv3) in seconds."""
+    return timers.skew_time(3, priority, round(interval * 100))
 
 
 def master_down(priority: int, interval: float = ADVERT) -> float:
-    """RFC 9568 §6.1 Master_Down_Interval (VRRPv3)."""
-    return 3 * interval + skew(priority, interval)
+    """RFC 9568 §6.1 Master_Down_Interval (VRRPv3) in seconds."""
+    return timers.master_down_interval(3, priority, round(interval * 100))
 
 
 def _toml(value: object) -> str:

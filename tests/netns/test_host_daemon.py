@@ -6,7 +6,6 @@ node's kernel, and the frames the hub's bridge carried (dumpcap + tshark).
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sys
@@ -29,7 +28,7 @@ def test_stale_vip_removed_then_takeover_announced_then_released_on_sigterm(
     lab = make_lab(2)
     node = lab[0]
     vip = lab.vip()
-    mac = json.loads(node.run(["ip", "-j", "link", "show", "eth0"]).stdout)[0]["address"]
+    mac = node.mac()
     # What a `kill -9` of an earlier run leaves behind.
     node.run(["ip", "address", "add", str(vip), "dev", "eth0"])
     with lab.capture() as capture:

@@ -202,7 +202,7 @@ def test_gratuitous_arps_on_the_wire_carry_the_vip_as_sender_and_target(
     lab = make_lab(2)
     node = lab[0]
     vip = lab.vip()
-    mac = json.loads(node.run(["ip", "-j", "link", "show", "eth0"]).stdout)[0]["address"]
+    mac = node.mac()
     with lab.capture() as capture:
         python_in(
             node,
