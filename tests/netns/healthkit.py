@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -26,6 +26,7 @@ from agent.core import timers
 from agent.lab import Lab, LabError, Node
 from agent.lab.netns import control_socket_path
 from agent.lab.runners import AgentSpeaker, agent_command
+from agent.tomlout import dumps
 
 #: Advertisement interval of every test instance: short, so a test takes seconds.
 ADVERT = 0.1
@@ -45,24 +46,6 @@ def master_down(priority: int, interval: float = ADVERT) -> float:
     return timers.master_down_interval(3, priority, round(interval * 100))
 
 
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, Sequence):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def _table(header: str, keys: Mapping[str, object]) -> list[str]:
-    return ["", header, *(f"{key} = {_toml(value)}" for key, value in keys.items())]
-
-
 def config_toml(
     instances: Iterable[Mapping[str, object]],
     *,
@@ -72,16 +55,14 @@ def config_toml(
 ) -> str:
     """The agent's TOML; every instance defaults to VRRPv3 on eth0 every :data:`ADVERT`
     seconds, without the second GARP burst (keeps captures small)."""
-    settings = {"log_level": "info", "control_socket": control_socket_path(), **(global_ or {})}
-    lines = _table("[global]", settings)
-    for script in scripts:
-        lines += _table("[[script]]", script)
-    for instance in instances:
-        defaults = {"interface": "eth0", "version": 3, "advert_interval": ADVERT}
-        lines += _table("[[instance]]", {**defaults, "garp_master_delay": 0, **instance})
-    for group in sync_groups:
-        lines += _table("[[sync_group]]", group)
-    return "\n".join(lines) + "\n"
+    defaults = {"interface": "eth0", "version": 3, "advert_interval": ADVERT}
+    document: dict[str, object] = {
+        "global": {"log_level": "info", "control_socket": control_socket_path(), **(global_ or {})},
+        "script": list(scripts),
+        "instance": [{**defaults, "garp_master_delay": 0, **instance} for instance in instances],
+        "sync_group": list(sync_groups),
+    }
+    return dumps({key: value for key, value in document.items() if value})
 
 
 def start(node: Node, tag: str, toml: str) -> AgentSpeaker:
