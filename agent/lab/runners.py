@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent.core import timers
 from agent.lab.netns import INTERFACE, LabError, Node, Proc, control_socket_path, wait_for
+from agent.tomlout import dumps
 
 _serial = count()
 
@@ -74,30 +75,30 @@ def agent_toml(
     ``global_options`` are further ``[global]`` string keys, e.g. ``{"bpf": "off"}``: the
     benchmarks and the BPF-parametrized tests choose the receive path with them.
     """
-    options = {"control_socket": control_socket_path(), **(global_options or {})}
-    lines = ["[global]", f'log_level = "{log_level}"']
-    lines += [f'{key} = "{value}"' for key, value in options.items()]
+    settings = {
+        "log_level": log_level,
+        "control_socket": control_socket_path(),
+        **(global_options or {}),
+    }
+    tables = []
     for inst in instances:
-        vips = ", ".join(f'"{vip}"' for vip in inst.vips)
-        lines += [
-            "",
-            "[[instance]]",
-            f'name = "{inst.name}"',
-            f'interface = "{INTERFACE}"',
-            f"vrid = {inst.vrid}",
-            f"priority = {inst.priority}",
-            f"version = {inst.version}",
-            f"advert_interval = {inst.advert_interval}",
-            f"preempt = {'true' if inst.preempt else 'false'}",
-            f"vips = [{vips}]",
-            f"garp_master_delay = {inst.garp_master_delay}",
-        ]
+        table: dict[str, object] = {
+            "name": inst.name,
+            "interface": INTERFACE,
+            "vrid": inst.vrid,
+            "priority": inst.priority,
+            "version": inst.version,
+            "advert_interval": inst.advert_interval,
+            "preempt": inst.preempt,
+            "vips": [str(vip) for vip in inst.vips],
+            "garp_master_delay": inst.garp_master_delay,
+        }
         if inst.auth_pass is not None:
-            lines += ['auth_type = "pass"', f'auth_pass = "{inst.auth_pass}"']
+            table |= {"auth_type": "pass", "auth_pass": inst.auth_pass}
         if inst.unicast_peers:
-            peers = ", ".join(f'"{peer}"' for peer in inst.unicast_peers)
-            lines.append(f"unicast_peers = [{peers}]")
-    return "\n".join(lines) + "\n"
+            table["unicast_peers"] = [str(peer) for peer in inst.unicast_peers]
+        tables.append(table)
+    return dumps({"global": settings, "instance": tables})
 
 
 def keepalived_conf(
