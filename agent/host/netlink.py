@@ -153,11 +153,6 @@ class Netlink:
             raise RuntimeError("Netlink used outside its `async with` block")
         return await self._thread.call(coroutine)
 
-    async def _in_thread(self, method: Callable[..., Coroutine[Any, Any, _T]], *args: Any) -> _T:
-        if self._thread is None:
-            raise RuntimeError("Netlink used outside its `async with` block")
-        return await self._thread.call(method(*args))
-
     @property
     def _route(self) -> Any:
         if self._ipr is None:
@@ -166,7 +161,7 @@ class Netlink:
 
     async def interface(self, ifname: str) -> InterfaceInfo:
         """Index, MAC and IPv4 addresses of ``ifname``; HostError if it does not exist."""
-        return await self._in_thread(self._interface, ifname)
+        return await self.call(self._interface(ifname))
 
     async def _interface(self, ifname: str) -> InterfaceInfo:
         try:
@@ -209,7 +204,7 @@ class Netlink:
 
     async def add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         """Add ``vip`` to the interface; already present is success."""
-        return await self._in_thread(self._add_vip, ifname, index, vip)
+        return await self.call(self._add_vip(ifname, index, vip))
 
     async def _add_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         try:
@@ -222,7 +217,7 @@ class Netlink:
 
     async def remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         """Remove ``vip`` from the interface; already absent is success."""
-        return await self._in_thread(self._remove_vip, ifname, index, vip)
+        return await self.call(self._remove_vip(ifname, index, vip))
 
     async def _remove_vip(self, ifname: str, index: int, vip: IPv4Interface) -> None:
         try:
@@ -237,7 +232,7 @@ class Netlink:
         self, ifname: str, index: int, vips: Iterable[IPv4Interface]
     ) -> tuple[IPv4Interface, ...]:
         """Which of ``vips`` the interface holds now (same address and prefix length)."""
-        return await self._in_thread(self._present_vips, ifname, index, tuple(vips))
+        return await self.call(self._present_vips(ifname, index, tuple(vips)))
 
     async def _present_vips(
         self, ifname: str, index: int, vips: tuple[IPv4Interface, ...]
@@ -252,7 +247,7 @@ class Netlink:
         milliseconds. The callback runs on the caller's event loop.
         """
         caller = asyncio.get_running_loop()
-        await self._in_thread(self._start_link_watch, caller, on_change)
+        await self.call(self._start_link_watch(caller, on_change))
 
     async def _start_link_watch(
         self, caller: asyncio.AbstractEventLoop, on_change: Callable[[str, bool], None]
